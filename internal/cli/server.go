@@ -209,4 +209,3 @@ func validate(ctx context.Context, out io.Writer, path string, offline bool) err
 	}
 	return nil
 }
-

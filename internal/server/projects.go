@@ -50,6 +50,10 @@ func (s *Server) projectJSON(r *request, p *models.Project, full bool) (projectJ
 	out := projectJSON{ProjectID: p.ID, ProjectName: p.Name, CreatedAt: apiTime(p.CreatedAt), IsPublic: p.IsPublic,
 		Backends: []backendInfo{}, Members: []memberJSON{}}
 	owner, err := s.store.GetUserByID(ctx, p.OwnerID)
+	if errors.Is(err, store.ErrNotFound) {
+		// The owner was deleted; the project lives on with its members.
+		owner, err = &models.User{ID: p.OwnerID, Username: "deleted-user", GlobalRole: models.GlobalRoleUser}, nil
+	}
 	if err != nil {
 		return out, err
 	}

@@ -117,8 +117,9 @@ func openSQLite(path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	// WAL lets readers proceed during a write; immediate transactions take the write lock up front,
-	// so two writers wait on busy_timeout instead of failing with SQLITE_BUSY halfway through.
+	// WAL makes small commits cheap and lets other processes (backups, inspection) read during a
+	// write. Immediate transactions take the write lock up front, so a second process writing the
+	// same file waits on busy_timeout instead of failing with SQLITE_BUSY halfway through.
 	db, err := sql.Open("sqlite", path+"?_busy_timeout=10000&_journal_mode=WAL&_foreign_keys=1&_txlock=immediate")
 	if err != nil {
 		return nil, err
