@@ -1,22 +1,30 @@
 package config_test
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	_ "github.com/dstackgo/dstack/internal/backends/all"
 	"github.com/dstackgo/dstack/internal/config"
-	"github.com/dstackgo/dstack/internal/testutil"
 )
 
 func TestExplore(t *testing.T) {
-	sh := testutil.SharedDir(t)
-	md, _ := os.ReadFile(filepath.Join(sh, "seed", "backends.md"))
-	for _, b := range testutil.YAMLBlocks(string(md)) {
-		first := strings.SplitN(b.Text, "\n", 2)[0]
-		_, err := config.Parse("b", []byte(b.Text), config.Options{Env: func(string) (string, bool) { return "", false }, Getenv: func(string) string { return "" }})
-		t.Logf("line %d %q: %v", b.Line, first, err)
+	for _, s := range []string{
+		"", "# just a comment\n", "- a\n- b\n", "projects: [\n", "projects:\n  - name: a\n    name: b\n",
+		"projects:\n- name: main\n  backends:\n  - type: aws\n    creds: {type: default}\n    tags: {? [a]: b}\n",
+		"projects:\n- name: main\n  backends:\n  - type: aws\n    creds: {type: default}\n    regions: !foo bar\n",
+		"projects:\n- name: main\n  backends:\n  - type: aws\n    creds: {type: default}\n    os_images: {cpu: {name: x, user: u, owner: 123456789012345678901234567890}}\n",
+		"base: &b {type: default}\nprojects:\n- name: main\n  backends:\n  - type: aws\n    creds: *b\n",
+		"projects:\n- name: main\n  backends:\n  - type: aws\n    creds: {type: default}\n  - <<: {type: gcp}\n    creds: {type: bogus}\n",
+		"projects:\n- name: main\n  backends:\n  - {type: aws, creds: {type: default}, foo: 1}\n",
+		"projects:\n  - name: main\n    backends:\n      - type: aws\n        creds:\n          type: default\n",
+		"projects:\n  - backends: []\n",
+		"? [a]\n: b\nprojects: []\n",
+		"1: b\nprojects: []\n",
+		"projects: []\n---\nprojects: 1\n",
+		"projects: []\nfoo: \"\\xZZ\"\n",
+		"projects: [{name: a\n",
+	} {
+		_, err := config.Parse("f.yml", []byte(s), config.Options{Env: func(string) (string, bool) { return "", false }, Getenv: func(string) string { return "" }})
+		t.Logf("%q:\n%v", s, err)
 	}
 }

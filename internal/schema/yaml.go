@@ -26,6 +26,18 @@ var syntaxPos = regexp.MustCompile(`^\[(\d+):(\d+)\]\s*`)
 func ParseYAML(name string, data []byte) (*Document, []Issue) {
 	f, err := parser.ParseBytes(data, 0)
 	if err == nil {
+		// yaml.Unmarshal reads the first document only; a second one would be dropped without a word.
+		for i, doc := range f.Docs {
+			if i > 0 && doc.Body != nil {
+				is := Issue{Msg: "invalid YAML: expected a single document, but a `---` line starts another one"}
+				if doc.Start != nil && doc.Start.Position != nil {
+					is.Line, is.Col = doc.Start.Position.Line, doc.Start.Position.Column
+				} else if p := pos(doc.Body); p != nil {
+					is.Line, is.Col = p.Line, p.Column
+				}
+				return nil, []Issue{is}
+			}
+		}
 		var v any
 		if err = yaml.Unmarshal(data, &v); err == nil {
 			return &Document{Name: name, Value: v, file: f}, nil
@@ -138,6 +150,17 @@ func keyString(k ast.MapKeyNode) string {
 func pos(n ast.Node) *position {
 	if n == nil {
 		return nil
+	}
+	// A block mapping's own token is the ':' after its first key; a person looks for the key.
+	switch t := n.(type) {
+	case *ast.MappingNode:
+		if !t.IsFlowStyle && len(t.Values) > 0 {
+			return pos(t.Values[0])
+		}
+	case *ast.MappingValueNode:
+		if t.Key != nil {
+			return pos(t.Key)
+		}
 	}
 	tok := n.GetToken()
 	if tok == nil || tok.Position == nil {

@@ -75,12 +75,12 @@ type handler func(r *request) (any, *apiError)
 type access int
 
 const (
-	public          access = iota // no token
-	authenticated                 // any active user
-	globalAdmin                   // global role admin
-	projectMember                 // any role in the project
-	projectManager                // admin or manager
-	projectAdmin                  // admin
+	public         access = iota // no token
+	authenticated                // any active user
+	globalAdmin                  // global role admin
+	projectMember                // any role in the project
+	projectManager               // admin or manager
+	projectAdmin                 // admin
 )
 
 // Handler returns the HTTP handler of the whole API.
