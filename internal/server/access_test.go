@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/dstackgo/dstack/internal/backends/fake"
 )
 
 var roles = []string{"", "outsider", "member", "manager", "padmin", "admin"}
@@ -14,7 +16,8 @@ var rank = map[string]int{"": 0, "outsider": 1, "member": 2, "manager": 3, "padm
 // TestAccessMatrix calls every endpoint as every role and checks who is let in and who is refused with
 // dstack's status and body.
 func TestAccessMatrix(t *testing.T) {
-	lambda := map[string]any{"type": "lambda", "creds": map[string]any{"type": "api_key", "api_key": "k"}}
+	lambda := fake.Use(t, "lambda").Good.Values
+	vastKey := fake.Use(t, "vastai").Good.String("creds", "api_key")
 	cases := []struct {
 		path string
 		min  string // least role let in
@@ -41,10 +44,10 @@ func TestAccessMatrix(t *testing.T) {
 			}}
 		}},
 		{"/api/project/main/backends/create_yaml", "padmin", func(role string) any {
-			return map[string]any{"config_yaml": "type: vastai\ncreds:\n  type: api_key\n  api_key: k-" + role + "\n"}
+			return map[string]any{"config_yaml": "type: vastai\ncreds:\n  type: api_key\n  api_key: " + vastKey + "\n"}
 		}},
 		{"/api/project/main/backends/update_yaml", "padmin", func(role string) any {
-			return map[string]any{"config_yaml": "type: vastai\ncreds:\n  type: api_key\n  api_key: k2-" + role + "\n"}
+			return map[string]any{"config_yaml": "type: vastai\nregions: [" + orAnon(role) + "]\ncreds:\n  type: api_key\n  api_key: " + vastKey + "\n"}
 		}},
 		{"/api/project/main/backends/vastai/get_yaml", "padmin", nil},
 		{"/api/project/main/backends/vastai/config_info", "padmin", nil},

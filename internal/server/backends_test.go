@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,12 +9,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dstackgo/dstack/internal/backends/fake"
+	"github.com/dstackgo/dstack/internal/config"
 	"github.com/dstackgo/dstack/internal/testutil"
 )
 
 func TestBackendYAMLRoundTrip(t *testing.T) {
 	e := newEnv(t)
-	yml := "type: runpod\ncommunity_cloud: false\nregions: [CA-MTL-3]\ncreds:\n  type: api_key\n  api_key: rp-secret\n"
+	key := fake.Use(t, "runpod").Good.String("creds", "api_key")
+	yml := "type: runpod\ncommunity_cloud: false\nregions: [CA-MTL-3]\ncreds:\n  type: api_key\n  api_key: " + key + "\n"
 	if out := e.must("padmin", "/api/project/main/backends/create_yaml", map[string]any{"config_yaml": yml}); out != nil {
 		t.Fatalf("create_yaml returns null, got %v", out)
 	}
@@ -22,7 +26,7 @@ func TestBackendYAMLRoundTrip(t *testing.T) {
 		t.Fatalf("name: %v", got["name"])
 	}
 	text := got["config_yaml"].(string)
-	for _, want := range []string{"type: runpod", "community_cloud: false", "api_key: rp-secret", "CA-MTL-3"} {
+	for _, want := range []string{"type: runpod", "community_cloud: false", "api_key: " + key, "CA-MTL-3"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("get_yaml lacks %q:\n%s", want, text)
 		}
@@ -30,7 +34,7 @@ func TestBackendYAMLRoundTrip(t *testing.T) {
 	// What get_yaml gives back is accepted by update_yaml unchanged.
 	e.must("padmin", "/api/project/main/backends/update_yaml", map[string]any{"config_yaml": text})
 	info := e.must("padmin", "/api/project/main/backends/runpod/config_info", nil).(map[string]any)
-	if info["creds"].(map[string]any)["api_key"] != "rp-secret" || info["community_cloud"] != false {
+	if info["creds"].(map[string]any)["api_key"] != key || info["community_cloud"] != false {
 		t.Fatalf("config_info: %v", info)
 	}
 	// Project members see the backend without its creds, with its check state.
@@ -40,10 +44,10 @@ func TestBackendYAMLRoundTrip(t *testing.T) {
 		t.Fatalf("backends: %v", bs)
 	}
 	b := bs[0].(map[string]any)
-	if fmt.Sprint(b) == "" || strings.Contains(fmt.Sprint(p), "rp-secret") {
+	if strings.Contains(fmt.Sprint(p), key) {
 		t.Fatalf("a member sees the secret: %v", b)
 	}
-	if b["name"] != "runpod" || b["status"] == "" || b["config"].(map[string]any)["creds"] != nil {
+	if b["name"] != "runpod" || b["status"] != "valid" || b["config"].(map[string]any)["creds"] != nil {
 		t.Fatalf("backend info: %v", b)
 	}
 	// A second create of the same type is resource_exists.
@@ -127,17 +131,61 @@ func TestSeedNebiusSnippets(t *testing.T) {
 
 func TestCreateBackendJSON(t *testing.T) {
 	e := newEnv(t)
-	cfg := map[string]any{"type": "cudo", "project_id": "p1", "creds": map[string]any{"type": "api_key", "api_key": "cudo-key"}}
+	cudo := fake.Use(t, "cudo")
+	bad := map[string]any{"type": "cudo", "project_id": "p1", "creds": cudo.Bad.Values["creds"]}
+	code, body := e.call("padmin", "/api/project/main/backends/create", bad)
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "code:invalid_credentials fields:[creds api_key]") {
+		t.Fatalf("refused credentials: %d %v", code, body)
+	}
+	key := cudo.Good.String("creds", "api_key")
+	cfg := map[string]any{"type": "cudo", "project_id": "p1", "creds": map[string]any{"type": "api_key", "api_key": key}}
 	out := e.must("padmin", "/api/project/main/backends/create", cfg).(map[string]any)
-	if out["project_id"] != "p1" || out["creds"].(map[string]any)["api_key"] != "cudo-key" {
+	if out["project_id"] != "p1" || out["creds"].(map[string]any)["api_key"] != key {
 		t.Fatalf("create returns the config: %v", out)
 	}
-	code, body := e.call("padmin", "/api/project/main/backends/update", map[string]any{"type": "cudo", "creds": map[string]any{"type": "api_key", "api_key": "x"}})
+	code, body = e.call("padmin", "/api/project/main/backends/update", map[string]any{"type": "cudo", "creds": map[string]any{"type": "api_key", "api_key": "x"}})
 	if code != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(body), "project_id") {
 		t.Fatalf("update without project_id: %d %v", code, body)
 	}
 	code, body = e.call("padmin", "/api/project/main/backends/update", map[string]any{"type": "vultr", "creds": map[string]any{"type": "api_key", "api_key": "x"}})
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "resource_not_exists") {
 		t.Fatalf("update of a missing backend: %d %v", code, body)
+	}
+}
+
+// TestConfigStoresInvalidCredentials: a backend of config.yml whose credentials the provider refuses is
+// kept and shown as invalid with the provider's reason; the good one is valid.
+func TestConfigStoresInvalidCredentials(t *testing.T) {
+	e := newEnv(t)
+	bad := fake.Use(t, "lambda").Bad.String("creds", "api_key")
+	good := fake.Use(t, "vastai").Good.String("creds", "api_key")
+	yml := fmt.Sprintf(`projects:
+  - name: main
+    backends:
+      - type: lambda
+        creds: {type: api_key, api_key: %s}
+      - type: vastai
+        creds: {type: api_key, api_key: %s}
+`, bad, good)
+	cfg, err := config.Parse("config.yml", []byte(yml), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := e.st.GetUserByName(context.Background(), "admin")
+	if err := e.srv.ApplyConfig(context.Background(), cfg, admin); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.WaitChecks()
+	p := e.must("member", "/api/projects/main/get", nil).(map[string]any)
+	states := map[string]string{}
+	for _, b := range p["backends"].([]any) {
+		bm := b.(map[string]any)
+		states[bm["name"].(string)] = bm["status"].(string) + ": " + bm["status_message"].(string)
+	}
+	if !strings.HasPrefix(states["lambda"], "invalid: Invalid credentials") || states["vastai"] != "valid: " {
+		t.Fatalf("states: %v", states)
+	}
+	if strings.Contains(fmt.Sprint(states), bad) {
+		t.Fatal("the refused key is echoed in the status")
 	}
 }

@@ -27,16 +27,7 @@ func init() {
 			backends.Str("subscription_id", true, "the Azure subscription id; find it with `az account show --query id`"),
 			backends.Str("resource_group", false, "an existing resource group; default: dstack creates one"),
 			{Name: "regions", Kind: schema.StringList, Enum: Locations, Help: "Azure locations"},
-			{Name: "vpc_ids", Kind: schema.StringMap, Help: "a mapping of location to networkResourceGroup/networkName",
-				Check: func(v any) string {
-					m, _ := v.(map[string]any)
-					for _, k := range sortedKeys(m) {
-						if s, _ := m[k].(string); !rgSlashName.MatchString(s) {
-							return fmt.Sprintf("vpc_ids.%s: %q is not valid; expected networkResourceGroup/networkName", k, s)
-						}
-					}
-					return ""
-				}},
+			{Name: "vpc_ids", Kind: schema.StringMap, Help: "a mapping of location to networkResourceGroup/networkName"},
 			backends.Bool("public_ips", "give instances public IPs (default true; false needs vpc_ids)"),
 			{Name: "vm_managed_identity", Kind: schema.String, Pattern: rgSlashName,
 				Help: "a user-assigned managed identity as resourceGroup/identityName"},
@@ -51,6 +42,17 @@ func init() {
 			),
 		},
 		Rules: []schema.Rule{
+			// Each bad entry is reported at its own key.
+			func(obj map[string]any, _ *schema.Context) []schema.Issue {
+				m, _ := obj["vpc_ids"].(map[string]any)
+				var issues []schema.Issue
+				for _, k := range sortedKeys(m) {
+					if s, _ := m[k].(string); !rgSlashName.MatchString(s) {
+						issues = append(issues, schema.At(fmt.Sprintf("%q is not valid; expected networkResourceGroup/networkName", s), "vpc_ids", k))
+					}
+				}
+				return issues
+			},
 			func(obj map[string]any, _ *schema.Context) []schema.Issue {
 				if obj["public_ips"] == false && obj["vpc_ids"] == nil {
 					return []schema.Issue{schema.At("`vpc_ids` must be specified if `public_ips: false`", "public_ips")}
