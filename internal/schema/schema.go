@@ -163,6 +163,8 @@ func describe(v any) string {
 		return "a list"
 	case float64:
 		return "the number " + strconv.FormatFloat(t, 'g', -1, 64)
+	case uint64: // above the int64 range (asInt takes the rest)
+		return "the number " + strconv.FormatUint(t, 10)
 	default:
 		if _, ok := asInt(v); ok {
 			return fmt.Sprintf("the number %v", v)
@@ -381,7 +383,13 @@ func (w *walker) resolveFile(out map[string]any, ref *FileRef, path []string) {
 		w.add(child(path, ref.From), "the server does not read files named in requests; send the file's contents in `%s` instead", ref.To)
 		return
 	}
-	data, err := os.ReadFile(ExpandHome(name))
+	file := ExpandHome(name)
+	// A device or a pipe (/dev/zero, /dev/stdin) would block or never end.
+	if st, err := os.Stat(file); err == nil && !st.Mode().IsRegular() {
+		w.add(child(path, ref.From), "cannot read %s: not a regular file; fix the path or give the contents in `%s`", name, ref.To)
+		return
+	}
+	data, err := os.ReadFile(file)
 	if err != nil {
 		w.add(child(path, ref.From), "cannot read %s: %v; fix the path or give the contents in `%s`", name, unwrapPathError(err), ref.To)
 		return
