@@ -44,6 +44,6 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newProjectCmd(), newBackendCmd())
+	root.AddCommand(newServerCmd(), newProjectCmd(), newBackendCmd(), newOfferCmd())
 	return root
 }

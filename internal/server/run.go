@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/catalog"
 	"github.com/dstackgo/dstack/internal/config"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/secrets"
@@ -71,6 +72,9 @@ func Run(ctx context.Context, o Options) error {
 	defer st.Close()
 
 	srv := New(st, log)
+	cat := catalog.New(catalog.Options{CacheDir: filepath.Join(o.Dir, "data", "catalog"), Logger: log})
+	go cat.Run(ctx)
+	srv.SetCatalog(cat)
 	admin, err := srv.Bootstrap(ctx, o.AdminToken)
 	if err != nil {
 		return err

@@ -14,7 +14,9 @@ import (
 
 	"github.com/dstackgo/dstack/internal/config"
 	"github.com/dstackgo/dstack/internal/models"
+	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/store"
+	"github.com/dstackgo/dstack/internal/ui"
 )
 
 // Version is the dstack API version this server speaks; the original CLI refuses servers whose
@@ -33,6 +35,8 @@ type Server struct {
 	checks sync.WaitGroup
 	// checkTimeout bounds one credential check.
 	checkTimeout time.Duration
+
+	catalog offers.Tables // guarded by mu; nil until a catalog source is set
 }
 
 // New returns a server over an opened store.
@@ -124,8 +128,15 @@ func (s *Server) Handler() http.Handler {
 	route("/api/project/{project}/backends/update_yaml", projectAdmin, s.updateBackendYAML)
 	route("/api/project/{project}/backends/{type}/get_yaml", projectAdmin, s.getBackendYAML)
 
+	// Everything that is not the API is the web console, itself a client of this mux; unknown API
+	// paths stay the API's 404.
+	console := ui.New(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errRouteNotFound)
+		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+			writeError(w, errRouteNotFound)
+			return
+		}
+		console.ServeHTTP(w, r)
 	})
 	return s.logRequests(mux)
 }
