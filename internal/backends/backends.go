@@ -31,6 +31,9 @@ type Driver struct {
 	// Check makes one cheap real call with the credentials. Nil means this build has no check for the
 	// type yet, and the backend is stored as unchecked.
 	Check func(ctx context.Context, cfg Config) error
+	// NewCompute returns the backend's machine operations for a config; nil means this build cannot
+	// provision machines on the type yet.
+	NewCompute func(cfg Config) (Compute, error)
 }
 
 // Config is a validated backend entry: Values holds every key, including `type` and the secret ones.
