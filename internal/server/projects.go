@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -94,10 +93,7 @@ type listProjectsRequest struct {
 	IncludeNotJoined *bool   `json:"include_not_joined"`
 	ReturnTotalCount bool    `json:"return_total_count"`
 	NamePattern      *string `json:"name_pattern"`
-	PrevCreatedAt    *string `json:"prev_created_at"`
-	PrevID           *string `json:"prev_id"`
-	Limit            *int    `json:"limit"`
-	Ascending        bool    `json:"ascending"`
+	page
 }
 
 func (s *Server) listProjects(r *request) (any, *apiError) {
@@ -123,17 +119,7 @@ func (s *Server) listProjects(r *request) (any, *apiError) {
 		}
 		visible = append(visible, p)
 	}
-	sort.SliceStable(visible, func(i, j int) bool {
-		if req.Ascending {
-			return visible[i].CreatedAt.Before(visible[j].CreatedAt)
-		}
-		return visible[i].CreatedAt.After(visible[j].CreatedAt)
-	})
-	visible = pageAfter(visible, req.PrevCreatedAt, req.PrevID, req.Ascending, func(p *models.Project) (time.Time, string) { return p.CreatedAt, p.ID })
-	total := len(visible)
-	if req.Limit != nil && *req.Limit >= 0 && *req.Limit < len(visible) {
-		visible = visible[:*req.Limit]
-	}
+	visible, total := paginate(req.page, visible, func(p *models.Project) (time.Time, string) { return p.CreatedAt, p.ID })
 	out := make([]projectJSON, 0, len(visible))
 	for _, p := range visible {
 		pj, err := s.projectJSON(r, p, false)

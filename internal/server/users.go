@@ -100,10 +100,35 @@ func (s *Server) internal(err error) *apiError {
 type listUsersRequest struct {
 	ReturnTotalCount bool    `json:"return_total_count"`
 	NamePattern      *string `json:"name_pattern"`
-	PrevCreatedAt    *string `json:"prev_created_at"`
-	PrevID           *string `json:"prev_id"`
-	Limit            *int    `json:"limit"`
-	Ascending        bool    `json:"ascending"`
+	page
+}
+
+// page is the keyset pagination of dstack's list requests: newest first unless ascending, after the
+// (prev_created_at, prev_id) of the last item seen, at most limit items.
+type page struct {
+	PrevCreatedAt *string `json:"prev_created_at"`
+	PrevID        *string `json:"prev_id"`
+	Limit         *int    `json:"limit"`
+	Ascending     bool    `json:"ascending"`
+}
+
+// paginate sorts items by creation, skips past the cursor and cuts them to the page; total counts
+// them before the cut.
+func paginate[T any](p page, items []T, key func(T) (time.Time, string)) (out []T, total int) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, _ := key(items[i])
+		b, _ := key(items[j])
+		if p.Ascending {
+			return a.Before(b)
+		}
+		return a.After(b)
+	})
+	items = pageAfter(items, p.PrevCreatedAt, p.PrevID, p.Ascending, key)
+	total = len(items)
+	if p.Limit != nil && *p.Limit >= 0 && *p.Limit < len(items) {
+		items = items[:*p.Limit]
+	}
+	return items, total
 }
 
 func (s *Server) listUsers(r *request) (any, *apiError) {
@@ -126,17 +151,7 @@ func (s *Server) listUsers(r *request) (any, *apiError) {
 		}
 		filtered = append(filtered, u)
 	}
-	sort.SliceStable(filtered, func(i, j int) bool {
-		if req.Ascending {
-			return filtered[i].CreatedAt.Before(filtered[j].CreatedAt)
-		}
-		return filtered[i].CreatedAt.After(filtered[j].CreatedAt)
-	})
-	filtered = pageAfter(filtered, req.PrevCreatedAt, req.PrevID, req.Ascending, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
-	total := len(filtered)
-	if req.Limit != nil && *req.Limit < len(filtered) && *req.Limit >= 0 {
-		filtered = filtered[:*req.Limit]
-	}
+	filtered, total := paginate(req.page, filtered, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
 	out := make([]userJSON, 0, len(filtered))
 	for _, u := range filtered {
 		out = append(out, s.userJSON(u))
