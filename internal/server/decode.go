@@ -51,11 +51,23 @@ func check(v any, t reflect.Type, loc []any) []validationItem {
 		}
 		t = t.Elem()
 	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == reflect.TypeFor[json.RawMessage]() {
+	// A union picks the type that checks its value (and names it in loc, as pydantic does for tagged
+	// unions); other types with their own UnmarshalJSON validate themselves when decoded.
+	if u, ok := reflect.New(t).Interface().(jsonVariant); ok {
+		vt, seg := u.JSONVariant(v)
+		if vt == nil {
 			return nil
 		}
+		if seg != "" {
+			loc = appendLoc(loc, seg)
+		}
+		return check(v, vt, loc)
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return []validationItem{{Type: "model_attributes_type", Loc: loc,
@@ -63,22 +75,7 @@ func check(v any, t reflect.Type, loc []any) []validationItem {
 		}
 		var items []validationItem
 		known := map[string]bool{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("json"), ",")[0]
-			if name == "" || name == "-" {
-				continue
-			}
-			known[name] = true
-			fv, present := m[name]
-			if !present {
-				if f.Tag.Get("required") == "true" {
-					items = append(items, validationItem{Type: "missing", Loc: appendLoc(loc, name), Msg: "Field required", Input: v})
-				}
-				continue
-			}
-			items = append(items, check(fv, f.Type, appendLoc(loc, name))...)
-		}
+		checkFields(m, v, t, loc, known, &items)
 		for k, x := range m {
 			if !known[k] {
 				items = append(items, validationItem{Type: "extra_forbidden", Loc: appendLoc(loc, k), Msg: "Extra inputs are not permitted", Input: x})
@@ -112,6 +109,37 @@ func check(v any, t reflect.Type, loc []any) []validationItem {
 		}
 	}
 	return nil
+}
+
+// jsonVariant is implemented by union types: JSONVariant returns the type that value v is checked
+// against (nil accepts v as is) and the loc segment naming the variant ("" for none).
+type jsonVariant interface {
+	JSONVariant(v any) (reflect.Type, string)
+}
+
+// checkFields checks the fields of struct type t, including those of embedded structs, which JSON
+// flattens into the same object.
+func checkFields(m map[string]any, v any, t reflect.Type, loc []any, known map[string]bool, items *[]validationItem) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			checkFields(m, v, f.Type, loc, known, items)
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		known[name] = true
+		fv, present := m[name]
+		if !present {
+			if f.Tag.Get("required") == "true" {
+				*items = append(*items, validationItem{Type: "missing", Loc: appendLoc(loc, name), Msg: "Field required", Input: v})
+			}
+			continue
+		}
+		*items = append(*items, check(fv, f.Type, appendLoc(loc, name))...)
+	}
 }
 
 func appendLoc(loc []any, seg any) []any {
