@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -81,20 +80,12 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2 Jan 2006 15:04")
 	},
-	"title": func(s string) string {
-		if s == "" {
-			return s
-		}
-		return strings.ToUpper(s[:1]) + s[1:]
-	},
-	"join": strings.Join,
 	"deref": func(s *string) string {
 		if s == nil {
 			return ""
 		}
 		return *s
 	},
-	"inc":   func(i int) int { return i + 1 },
 	"lines": func(s string) []int { return lineNumbers(s) },
 	"has": func(list []int, n int) bool {
 		for _, x := range list {
@@ -493,12 +484,4 @@ func (p *projectJSON) myRole(me *userJSON) string {
 		}
 	}
 	return ""
-}
-
-func atoiDefault(s string, d int) int {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return d
-	}
-	return n
 }
