@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/schema"
 )
 
@@ -34,6 +35,10 @@ type Driver struct {
 	// NewCompute returns the backend's machine operations for a config; nil means this build cannot
 	// provision machines on the type yet.
 	NewCompute func(cfg Config) (Compute, error)
+	// NewOffers returns the backend's live offer source (the provider's own query, or the catalog
+	// enriched with live capacity), to use in place of the catalog source, wrapped in
+	// offers.Cached; nil means the catalog alone.
+	NewOffers func(cfg Config, tables offers.Tables) offers.Source
 }
 
 // Config is a validated backend entry: Values holds every key, including `type` and the secret ones.

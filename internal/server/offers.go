@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/offers"
 )
@@ -47,7 +49,12 @@ func (s *Server) PlanOffers(ctx context.Context, projectID string, q offers.Quer
 				Message: "no price catalog is loaded on this server"})
 			continue
 		}
-		sources[b.Type] = catalogSource(b, tables)
+		src, err := s.offerSource(b, tables)
+		if err != nil {
+			skipped = append(skipped, offers.BackendNote{Backend: b.Type, Kind: offers.NoteFailed, Message: err.Error()})
+			continue
+		}
+		sources[b.Type] = src
 	}
 	ctx, cancel := context.WithTimeout(ctx, planTimeout)
 	defer cancel()
@@ -57,6 +64,44 @@ func (s *Server) PlanOffers(ctx context.Context, projectID string, q offers.Quer
 		res.Explanation = "no offers: the project has no backends; add one in config.yml or with `backends/create_yaml`"
 	}
 	return res, nil
+}
+
+// Live offers are kept this long and served stale while a refresh runs; a provider that does not answer
+// within liveOffersTimeout is reported in the plan instead of holding it up.
+const (
+	liveOffersTTL     = 2 * time.Minute
+	liveOffersTimeout = 3 * time.Second
+)
+
+// offerSource is a backend's source of offers: its provider's live query when it has one (cached,
+// stale-while-revalidate), else its catalog. Cached sources are kept per backend record and config, so
+// that their caches outlive a request.
+func (s *Server) offerSource(b *models.Backend, tables offers.Tables) (offers.Source, error) {
+	d, ok := backends.Lookup(b.Type)
+	if !ok || d.NewOffers == nil {
+		return catalogSource(b, tables), nil
+	}
+	key := b.ID + "\x00" + b.Config + "\x00" + b.Auth
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if src, ok := s.live[key]; ok {
+		return src, nil
+	}
+	cfg, err := configOf(b)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the backend's config: %w", err)
+	}
+	src := offers.Cached(d.NewOffers(cfg, tables), liveOffersTTL, liveOffersTimeout)
+	if s.live == nil {
+		s.live = map[string]offers.Source{}
+	}
+	for k := range s.live {
+		if strings.HasPrefix(k, b.ID+"\x00") {
+			delete(s.live, k) // the backend's config changed
+		}
+	}
+	s.live[key] = src
+	return src, nil
 }
 
 // catalogSource turns a stored backend into its offer source, honouring the backend's config:

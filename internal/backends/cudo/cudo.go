@@ -5,6 +5,8 @@
 // gateway errors such as {"code":16,"message":"unauthenticated"}) refuse it. The check does not look at
 // project_id: it is one call, and a wrong project shows when the backend is used. The base URL is
 // https://rest.compute.cudo.org/v1, or DSTACK_CUDO_API_URL (everything up to and including /v1).
+//
+// VMs and live offers follow the same document; see compute.go.
 package cudo
 
 import (
@@ -30,7 +32,9 @@ func init() {
 			backends.Regions("CUDO data centers, e.g. [no-luster-1]; default: all"),
 			backends.Creds(backends.APIKey("a CUDO API key")),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 

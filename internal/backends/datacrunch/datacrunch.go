@@ -5,6 +5,9 @@
 // 401/403, or 400 with code unauthorized_request / invalid_client (the API's answer to an unknown client
 // or a wrong secret), refuses them. The base URL is https://api.datacrunch.io/v1, or
 // DSTACK_DATACRUNCH_API_URL (everything up to and including /v1).
+//
+// Machines and live capacity follow the same document with a small typed client (compute.go); the
+// Verda SDK is not used.
 package datacrunch
 
 import (
@@ -34,7 +37,9 @@ func init() {
 				backends.Secret("client_secret", "the REST API client secret"),
 			}}),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 

@@ -4,6 +4,9 @@
 // operation): GET {base}/instance-types with the API key as a bearer
 // token. 401 and 403 (error codes such as global/invalid-api-key) refuse the key. The base URL is
 // https://cloud.lambdalabs.com/api/v1, or DSTACK_LAMBDA_API_URL (everything up to and including /api/v1).
+//
+// Compute (compute.go) and live capacity follow the same document (Lambda Cloud API v1.5): launch,
+// get and terminate instances, SSH keys, and the instance types' regions_with_capacity_available.
 package lambda
 
 import (
@@ -28,7 +31,9 @@ func init() {
 			backends.Regions("Lambda regions, e.g. [us-east-1]; default: all"),
 			backends.Creds(backends.APIKey("a Lambda Cloud API key")),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 

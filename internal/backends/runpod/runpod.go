@@ -4,6 +4,8 @@
 // Python SDK use it): POST {base}?api_key=<key> with {"query": "query { myself { id } }"}. HTTP 401 and 403, or
 // GraphQL errors about authentication, refuse the key. The base URL is https://api.runpod.io/graphql,
 // or DSTACK_RUNPOD_API_URL (the full GraphQL endpoint, including /graphql).
+//
+// Pods (compute.go) follow the same GraphQL spec; offers come from the catalog.
 package runpod
 
 import (
@@ -33,7 +35,8 @@ func init() {
 			backends.Bool("community_cloud", "also use Community Cloud offers (default true)"),
 			backends.Creds(backends.APIKey("a RunPod API key with read & write access")),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
 	})
 }
 

@@ -4,6 +4,8 @@
 // {base}/auth/test with the form fields api_key and api_token; {"success": true} accepts them,
 // {"success": false} or 401/403 refuses them. The base URL is https://marketplace.tensordock.com/api/v0,
 // or DSTACK_TENSORDOCK_API_URL (everything up to and including /api/v0).
+//
+// VMs and live offers follow the same document; see compute.go.
 package tensordock
 
 import (
@@ -32,7 +34,9 @@ func init() {
 				backends.Secret("api_token", "the authorization token"),
 			}}),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 

@@ -4,6 +4,8 @@
 // GET /api/v0/instances): the key goes in the api_key query parameter, as the vastai CLI sends it, and
 // as a bearer token too. 401 and 403 refuse it, and so does an answer of {"success": false, ...}. The base URL is https://console.vast.ai/api/v0, or
 // DSTACK_VASTAI_API_URL (everything up to and including /api/v0).
+//
+// Offers (the marketplace search) and containers follow the same API; see compute.go.
 package vastai
 
 import (
@@ -29,7 +31,9 @@ func init() {
 			backends.Regions("accepted for compatibility; Vast.ai offers are not filtered by region"),
 			backends.Creds(backends.APIKey("a Vast.ai API key")),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 

@@ -9,6 +9,8 @@
 // DSTACK_VULTR_API_URL follows the SDK's base URL convention: it is the server root, e.g.
 // http://127.0.0.1:8080 (default https://api.vultr.com); the SDK adds /v2/... itself, and a path in
 // the variable is ignored.
+//
+// Machines (cloud GPU and bare metal) and live offers go through the same SDK; see compute.go.
 package vultr
 
 import (
@@ -40,7 +42,9 @@ func init() {
 			backends.Regions("Vultr regions, e.g. [ewr]; default: all"),
 			backends.Creds(backends.APIKey("a Vultr personal access token")),
 		},
-		Check: check,
+		Check:      check,
+		NewCompute: newCompute,
+		NewOffers:  newOffers,
 	})
 }
 
