@@ -38,8 +38,6 @@ type Server struct {
 
 	catalog offers.Tables            // guarded by mu; nil until a catalog source is set
 	live    map[string]offers.Source // guarded by mu; cached live offer sources by backend record
-
-	bg work // background work: fleets, runs (see runs.go)
 }
 
 // New returns a server over an opened store.
