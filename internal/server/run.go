@@ -89,6 +89,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	srv.ConfigureWork(WorkOptionsFromEnv(o.Dir))
+	workCtx, stopWork := context.WithCancel(context.Background())
+	waitWork := srv.StartWork(workCtx)
+	defer func() { stopWork(); waitWork() }()
+
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.Host, fmt.Sprint(o.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

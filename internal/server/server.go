@@ -38,6 +38,8 @@ type Server struct {
 
 	catalog offers.Tables            // guarded by mu; nil until a catalog source is set
 	live    map[string]offers.Source // guarded by mu; cached live offer sources by backend record
+
+	bg work // background work: fleets, runs (see runs.go)
 }
 
 // New returns a server over an opened store.
@@ -128,6 +130,26 @@ func (s *Server) Handler() http.Handler {
 	route("/api/project/{project}/backends/create_yaml", projectAdmin, s.createBackendYAML)
 	route("/api/project/{project}/backends/update_yaml", projectAdmin, s.updateBackendYAML)
 	route("/api/project/{project}/backends/{type}/get_yaml", projectAdmin, s.getBackendYAML)
+
+	route("/api/project/{project}/fleets/list", projectMember, s.listProjectFleets)
+	route("/api/project/{project}/fleets/get", projectMember, s.getFleet)
+	route("/api/project/{project}/fleets/get_plan", projectMember, s.getFleetPlan)
+	route("/api/project/{project}/fleets/apply", projectMember, s.applyFleet)
+	route("/api/project/{project}/fleets/delete", projectMember, s.deleteFleets)
+	route("/api/project/{project}/fleets/delete_instances", projectMember, s.deleteFleetInstances)
+	route("/api/fleets/list", authenticated, s.listFleets)
+	route("/api/instances/list", authenticated, s.listInstances)
+	route("/api/project/{project}/instances/get", projectMember, s.getInstance)
+	mux.HandleFunc("GET /api/agents/{name}/{platform}", s.serveAgent)
+	route("/api/project/{project}/repos/init", projectMember, s.initRepo)
+	route("/api/project/{project}/runs/get_plan", projectMember, s.getRunPlan)
+	route("/api/project/{project}/runs/apply", projectMember, s.applyRun)
+	route("/api/project/{project}/runs/get", projectMember, s.getRun)
+	route("/api/project/{project}/runs/stop", projectMember, s.stopRuns)
+	route("/api/project/{project}/runs/delete", projectMember, s.deleteRuns)
+	route("/api/runs/list", authenticated, s.listRuns)
+	route("/api/project/{project}/logs/poll", projectMember, s.pollLogs)
+	mux.Handle("GET /api/project/{project}/metrics/job/{run_name}", s.getEndpoint(projectMember, s.getJobMetrics))
 
 	// Everything that is not the API is the web console, itself a client of this mux; unknown API
 	// paths stay the API's 404.

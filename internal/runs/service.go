@@ -1,0 +1,73 @@
+// Package runs drives runs and their jobs through dstack's lifecycle (dstack-spec §5.4, §7.4): a
+// submitted job gets an idle instance that fits, its container is started by the instance's shim,
+// the runner in it is given the job, the job's logs and states are pulled into the log store, and the
+// job ends done, failed, terminated or aborted, giving its instance back. Runs follow their jobs and
+// honour stop, abort and retry.
+//
+// ProcessJob and ProcessRun run in the jobs and runs pipelines (package pipeline); all access to a
+// host goes through sshpool, with agentapi's clients for the shim and the runner.
+package runs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/dstackgo/dstack/internal/logstore"
+	"github.com/dstackgo/dstack/internal/sshpool"
+	"github.com/dstackgo/dstack/internal/store"
+)
+
+// Service runs the job and run pipelines' work.
+type Service struct {
+	Store *store.Store
+	Pool  *sshpool.Pool
+	Logs  *logstore.Store
+	Log   *slog.Logger
+	// Wake wakes the pipeline of a table.
+	Wake func(table string)
+	// DefaultImage is the image of configurations without one (default DefaultImage).
+	DefaultImage string
+	// UnreachableGrace is how long a running job's instance may stay unreachable before the job
+	// fails with instance_unreachable (default 2 min).
+	UnreachableGrace time.Duration
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+func (s *Service) wake(table string) {
+	if s.Wake != nil {
+		s.Wake(table)
+	}
+}
+
+// wakeRow makes a row due now and wakes its pipeline.
+func (s *Service) wakeRow(ctx context.Context, table, id string) {
+	if id == "" {
+		return
+	}
+	if err := s.Store.WakeRow(ctx, table, id); err != nil {
+		s.log().Warn("cannot wake row", "table", table, "id", id, "err", err)
+	}
+	s.wake(table)
+}
+
+// Image is the image for configurations without one.
+func (s *Service) Image() string {
+	if s.DefaultImage != "" {
+		return s.DefaultImage
+	}
+	return DefaultImage
+}
+
+func (s *Service) unreachableGrace() time.Duration {
+	if s.UnreachableGrace > 0 {
+		return s.UnreachableGrace
+	}
+	return 2 * time.Minute
+}
