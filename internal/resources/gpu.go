@@ -310,7 +310,18 @@ func (g GPUSpec) String() string {
 		toks = append(toks, *g.Vendor)
 	}
 	if len(g.Name) > 0 {
-		toks = append(toks, strings.Join(g.Name, ","))
+		names := g.Name
+		if g.Vendor != nil && *g.Vendor == VendorGoogle {
+			// A TPU name that reads as a vendor ("tpu") goes back with its tpu- prefix.
+			names = make([]string, len(g.Name))
+			for i, n := range g.Name {
+				names[i] = n
+				if _, isVendor := castVendor(n); isVendor {
+					names[i] = "tpu-" + n
+				}
+			}
+		}
+		toks = append(toks, strings.Join(names, ","))
 	}
 	if g.Memory != nil {
 		toks = append(toks, g.Memory.String())
