@@ -56,7 +56,8 @@ func (c *ctx) newBackendPage() {
 		d.Mode = "yaml"
 	}
 	v := c.projectView(p, "settings", "Add a backend")
-	v.Crumbs = []crumb{{"Projects", "/projects"}, {p.ProjectName, projectURL(p.ProjectName, "/settings")}, {Label: "Add a backend"}}
+	v.Crumbs = []crumb{{"Projects", "/projects"}, {p.ProjectName, projectURL(p.ProjectName, "/runs")},
+		{"Settings", projectURL(p.ProjectName, "/settings")}, {Label: "Add a backend"}}
 	if d.Type == "" {
 		var types []string
 		if e := c.call("/api/backends/list_types", nil, &types); e != nil {

@@ -86,7 +86,7 @@ func (c *ctx) loadProject() (*projectJSON, bool) {
 func (c *ctx) projectView(p *projectJSON, tab, title string) *view {
 	v := c.view(title+" · "+p.ProjectName, "projects", nil)
 	v.Project, v.Tab = p.ProjectName, tab
-	v.Crumbs = []crumb{{"Projects", "/projects"}, {p.ProjectName, projectURL(p.ProjectName, "/settings")}, {Label: title}}
+	v.Crumbs = []crumb{{"Projects", "/projects"}, {p.ProjectName, projectURL(p.ProjectName, "/runs")}, {Label: title}}
 	return v
 }
 

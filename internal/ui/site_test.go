@@ -14,7 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dstackgo/dstack/internal/backends"
 	_ "github.com/dstackgo/dstack/internal/backends/all"
+	"github.com/dstackgo/dstack/internal/backends/fake"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/secrets"
 	"github.com/dstackgo/dstack/internal/server"
@@ -33,6 +35,8 @@ type site struct {
 	st     *store.Store
 	ts     *httptest.Server
 	tokens map[string]string
+	// dir is the server directory: job logs are kept under it.
+	dir string
 }
 
 func newSite(t *testing.T) *site {
@@ -52,7 +56,13 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &site{t: t, srv: server.New(st, nil), st: st, tokens: map[string]string{"admin": adminToken}}
+	// AWS backends are checked against the cloud simulator, which takes any well-formed key.
+	if fake.Has("aws") {
+		sim := fake.StartWith(t, "aws", fake.Options{Auth: fake.Lenient})
+		t.Setenv(backends.EnvAPIURL("aws"), sim.URL)
+	}
+	s := &site{t: t, srv: server.New(st, nil), st: st, tokens: map[string]string{"admin": adminToken}, dir: dir}
+	s.srv.ConfigureWork(server.WorkOptions{Dir: dir})
 	if _, err := s.srv.Bootstrap(ctx, adminToken); err != nil {
 		t.Fatal(err)
 	}

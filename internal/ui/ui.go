@@ -1,5 +1,6 @@
 // Package ui is dstack's web console: server-rendered pages (Go html/template, embedded CSS and a little
-// JavaScript) for signing in, projects and their members, project settings with backends, and users.
+// JavaScript) for signing in, projects and their members, project settings with backends, users, and
+// in each project its runs (with a run's jobs, history and live logs), offers, fleets and instances.
 //
 // The UI is a client of the REST API and nothing more. Every page is rendered by calling the API handler
 // in-process with the signed-in user's token (the dstack_token cookie) as the Bearer token, exactly as
@@ -95,8 +96,24 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	"pathEsc": url.PathEscape,
-	"eq2":     func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+	"pathEsc":      url.PathEscape,
+	"eq2":          func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+	"ago":          ago,
+	"duration":     duration,
+	"price":        price,
+	"statusClass":  statusClass,
+	"reason":       reason,
+	"failedReason": failedReason,
+	"backendName":  backendName,
+	"inc":          func(i int) int { return i + 1 },
+	"sentence":     sentence,
+	"stamp": func(s string) string {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return s
+		}
+		return t.UTC().Format("2 Jan 2006 15:04:05") + " UTC"
+	},
 }
 
 func lineNumbers(s string) []int {

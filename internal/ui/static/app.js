@@ -109,6 +109,120 @@
     update();
   }
 
+
+  // Run page: follow the selected job's logs. The page shows the latest events; this asks the UI's
+  // logs endpoint (logs/poll with the session's token) for newer ones from the timestamp of the last
+  // event shown. start_time is inclusive, so the events at that timestamp already shown are skipped.
+  var ANSI = /\x1b\[[0-9;?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g;
+
+  function setupLogs(pre) {
+    var url = pre.getAttribute("data-logs-url");
+    if (!url || pre.getAttribute("data-live") !== "1" || !window.fetch) return;
+    var empty = document.getElementById("logs-empty");
+    var state = document.getElementById("logs-state");
+    var errBox = document.getElementById("logs-error");
+    var refresh = document.getElementById("logs-refresh");
+    var lastTs = pre.getAttribute("data-start") || "";
+    var seen = Number(pre.getAttribute("data-seen")) || 0;
+    var queryStart = lastTs, skip = seen, nextToken = null;
+    var draining = false, failures = 0;
+    var decoders = {};
+    var initial = {
+      run: (document.getElementById("run-status") || {}).textContent,
+      job: (document.getElementById("job-status") || {}).textContent
+    };
+
+    function decode(b64, src) {
+      var bin;
+      try { bin = atob(b64); } catch (e) { return b64; }
+      var bytes = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      if (!window.TextDecoder) return bin;
+      var d = decoders[src] || (decoders[src] = new TextDecoder("utf-8"));
+      return d.decode(bytes, { stream: true });
+    }
+
+    function clean(s) { return s.replace(ANSI, "").replace(/\r\n/g, "\n").replace(/\r/g, "\n"); }
+
+    function atBottom() { return pre.scrollHeight - pre.scrollTop - pre.clientHeight < 48; }
+
+    function append(events) {
+      if (!events.length) return;
+      var stick = atBottom();
+      var frag = document.createDocumentFragment();
+      events.forEach(function (ev) {
+        var src = ev.log_source === "stderr" ? "stderr" : "stdout";
+        var span = document.createElement("span");
+        span.className = "log-" + src;
+        span.textContent = clean(decode(ev.message, src));
+        frag.appendChild(span);
+        if (ev.timestamp === lastTs) seen++;
+        else { lastTs = ev.timestamp; seen = 1; }
+      });
+      pre.appendChild(frag);
+      if (empty) empty.hidden = true;
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    }
+
+    function setBadge(id, status, cls, extra) {
+      var el = document.getElementById(id);
+      if (!el || !status) return;
+      el.textContent = status;
+      el.className = "badge " + (extra ? extra + " " : "") + (cls || "");
+    }
+
+    function schedule(ms) { setTimeout(poll, ms); }
+
+    function poll() {
+      var q = url;
+      if (queryStart) q += "&start_time=" + encodeURIComponent(queryStart);
+      if (nextToken) q += "&next_token=" + encodeURIComponent(nextToken);
+      fetch(q, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) {
+          return r.json().then(function (b) { return { ok: r.ok, body: b }; }, function () {
+            throw new Error("The server's answer was not the expected one; your session may have ended. Reload the page.");
+          });
+        })
+        .then(function (res) {
+          var b = res.body;
+          if (!res.ok || b.error) throw new Error(b.error || "The server refused the request.");
+          failures = 0;
+          if (errBox) errBox.hidden = true;
+          var fresh = [];
+          (b.logs || []).forEach(function (ev) {
+            if (!nextToken && skip > 0 && ev.timestamp === queryStart) { skip--; return; }
+            fresh.push(ev);
+          });
+          append(fresh);
+          setBadge("run-status", b.run_status, b.run_badge, "badge-lg");
+          var fact = document.getElementById("run-status-fact");
+          if (fact && b.run_status) fact.textContent = b.run_status;
+          setBadge("job-status", b.job_status, b.job_badge);
+          if (refresh && (b.run_status !== initial.run || b.job_status !== initial.job)) {
+            refresh.classList.add("btn-primary");
+            refresh.classList.remove("btn-secondary");
+            refresh.textContent = "Reload for details";
+          }
+          if (b.next_token) { nextToken = b.next_token; schedule(0); return; }
+          nextToken = null;
+          queryStart = lastTs;
+          skip = seen;
+          if (b.live) { schedule(1500); return; }
+          // The job ended: one more look for output written while it ended, then stop.
+          if (!draining) { draining = true; schedule(300); return; }
+          if (state) { state.textContent = "Finished"; state.classList.remove("is-live"); }
+          if (empty && !pre.childNodes.length) empty.textContent = "This job wrote no output.";
+        })
+        .catch(function (err) {
+          failures++;
+          if (errBox) { errBox.textContent = err.message; errBox.hidden = false; }
+          if (failures < 8) schedule(Math.min(2000 * failures, 10000));
+          else if (state) { state.textContent = "Stopped following"; state.classList.remove("is-live"); }
+        });
+    }
+    schedule(1000);
+  }
+
   document.addEventListener("click", function (ev) {
     var a = ev.target.closest("[data-line].issue-where");
     if (a) {
@@ -152,6 +266,9 @@
   function init() {
     document.querySelectorAll("[data-editor]").forEach(setupEditor);
     document.querySelectorAll("[data-union]").forEach(setupUnion);
+    document.querySelectorAll("pre[data-logs-url]").forEach(setupLogs);
+    var logs = document.getElementById("logs");
+    if (logs) logs.scrollTop = logs.scrollHeight;
     // After a failed submit, take keyboard users to the first problem.
     var err = document.querySelector("#yaml-errors .issue-where");
     if (err) {
