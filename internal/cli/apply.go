@@ -352,8 +352,8 @@ func applyRun(cmd *cobra.Command, c *client.Client, project string, cf *configFi
 	if err != nil {
 		return err
 	}
-	if len(fleets) == 0 {
-		fmt.Fprintln(errOut, "\nThe project has no fleets: create one (dstack apply -f fleet.dstack.yml) for the run to have a place to run.")
+	if len(fleets) == 0 && (len(plan.JobPlans) == 0 || len(plan.JobPlans[0].Offers) == 0) {
+		fmt.Fprintln(errOut, "\nThe project has no fleets and no backend offers: create a fleet (dstack apply -f fleet.dstack.yml) or add a backend for the run to have a place to run.")
 	}
 	if plan.Action == "update" && !force {
 		fmt.Fprintln(errOut, "\nA run of this name is active; it is not updated in place by this server. Stop it first.")

@@ -1,7 +1,9 @@
 // Package fleets adds on-prem hosts to SSH fleets and keeps them: it provisions each host over SSH
 // (checks, uploads and starts dstack-shim, reads the host's resources), checks the health of
-// provisioned hosts, and terminates instances and fleets. Its Process* functions run in the
-// instances and fleets pipelines (package pipeline); all host access goes through sshpool.
+// provisioned hosts, and terminates instances and fleets. It also brings up, watches and
+// terminates the machines backends create for jobs (cloud.go), and reconciles the machines at the
+// providers with the database (orphans.go). Its Process* functions run in the instances and fleets
+// pipelines (package pipeline); all host access goes through sshpool.
 package fleets
 
 import (
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
@@ -36,6 +39,14 @@ type Service struct {
 	HealthInterval time.Duration
 	// ShimWait is how long one provisioning pass waits for the shim to answer (default 30s).
 	ShimWait time.Duration
+
+	// Compute returns the machine operations of a project's backend, for cloud instances; an error
+	// wrapping ErrNoBackend means the project no longer has it.
+	Compute func(ctx context.Context, projectID, backend string) (backends.Compute, error)
+	// CloudTimeouts override CloudProvisioningTimeout per backend type.
+	CloudTimeouts map[string]time.Duration
+	// TerminateRetry is how soon a failed termination call is tried again (default 10s).
+	TerminateRetry time.Duration
 }
 
 func (s *Service) log() *slog.Logger {
@@ -137,7 +148,18 @@ func (s *Service) ProcessFleet(ctx context.Context, l store.Lease) (time.Duratio
 	if err != nil {
 		return 0, err
 	}
-	if f.Deleted || f.Status == models.FleetTerminated || !f.DeleteRequested {
+	if f.Deleted || f.Status == models.FleetTerminated {
+		return 0, nil
+	}
+	if !f.DeleteRequested {
+		// A fleet made for a run goes when its last instance has been terminated.
+		if f.Spec.Autocreated {
+			deleted, err := s.Store.DeleteFleetIfEmpty(ctx, l)
+			if deleted {
+				s.log().Info("fleet deleted: its last instance is terminated", "fleet", f.Name)
+			}
+			return 0, err
+		}
 		return 0, nil
 	}
 	insts, err := s.Store.ListInstances(ctx, store.InstanceFilter{FleetIDs: []string{f.ID}})

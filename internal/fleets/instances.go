@@ -33,12 +33,22 @@ func (s *Service) ProcessInstance(ctx context.Context, l store.Lease) (time.Dura
 		}
 		inst.Status, inst.TerminationReason = models.InstanceTerminating, models.InstanceTerminatedByUser
 	}
+	cloud := inst.Backend != models.BackendRemote
 	switch inst.Status {
 	case models.InstancePending, models.InstanceProvisioning:
+		if cloud {
+			return s.provisionCloud(ctx, l, inst)
+		}
 		return s.provision(ctx, l, inst)
 	case models.InstanceIdle, models.InstanceBusy:
+		if cloud {
+			return s.watchCloud(ctx, l, inst)
+		}
 		return s.checkHealth(ctx, l, inst)
 	case models.InstanceTerminating:
+		if cloud {
+			return s.terminateCloud(ctx, l, inst)
+		}
 		return 0, s.terminate(ctx, l, inst)
 	}
 	return 0, nil
@@ -80,6 +90,18 @@ func (s *Service) provision(ctx context.Context, l store.Lease, inst *models.Ins
 
 func (s *Service) provisionHost(ctx context.Context, l store.Lease, inst *models.Instance, t sshpool.Target) error {
 	start := time.Now()
+	setup, info, err := s.startShim(ctx, l, inst, t, inst.Status == models.InstanceProvisioning)
+	if err != nil {
+		return err
+	}
+	return s.ready(ctx, l, inst, setup, info, start)
+}
+
+// startShim gets dstack-shim running on a host over SSH (dstack-spec §6.2): it checks the host,
+// uploads the agents that differ and (re)starts the shim, then waits for its health and host
+// info. When maybeUp, a shim that answers already (left by a previous pass or a restarted server)
+// is kept as it is.
+func (s *Service) startShim(ctx context.Context, l store.Lease, inst *models.Instance, t sshpool.Target, maybeUp bool) (*hostSetup, *hostinfo.Info, error) {
 	var pubKey string
 	if p, err := s.Store.GetProjectByID(ctx, inst.ProjectID); err == nil {
 		pubKey = p.SSHPublicKey
@@ -88,33 +110,32 @@ func (s *Service) provisionHost(ctx context.Context, l store.Lease, inst *models
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := s.inspect(cctx, t, inst.Remote, setup); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if inst.HostKey == "" {
 		if key := s.Pool.HostKey(t); key != "" {
 			if err := s.Store.SetInstanceHostKey(ctx, inst.ID, key); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 	}
-	// A host left provisioning by a previous pass (or a restarted server) may be ready already.
-	if inst.Status == models.InstanceProvisioning {
+	if maybeUp {
 		if info, err := s.waitShim(cctx, t, setup, time.Second); err == nil {
-			return s.ready(ctx, l, inst, setup, info, start)
+			return setup, info, nil
 		}
 	}
 	if err := s.Store.SetInstanceProvisioning(ctx, l, models.InstanceProvisioning, "installing dstack-shim"); err != nil {
-		return err
+		return nil, nil, err
 	}
 	inst.Status = models.InstanceProvisioning
 	if err := s.install(cctx, t, setup); err != nil {
-		return err
+		return nil, nil, err
 	}
 	info, err := s.waitShim(ctx, t, setup, s.shimWait())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return s.ready(ctx, l, inst, setup, info, start)
+	return setup, info, nil
 }
 
 func (s *Service) ready(ctx context.Context, l store.Lease, inst *models.Instance, setup *hostSetup, info *hostinfo.Info, start time.Time) error {
@@ -152,19 +173,16 @@ func (s *Service) checkHealth(ctx context.Context, l store.Lease, inst *models.I
 	if t == nil {
 		return 0, nil
 	}
-	env := shimEnv(inst.Remote, "")
-	setup := hostSetup{env: env}
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	shim := agentapi.NewShimClient(fmt.Sprintf("http://127.0.0.1:%d", setup.shimPort()), s.Pool.HTTPClient(*t, 10*time.Second))
-	_, err := shim.Healthcheck(hctx)
+	agent, err := s.healthcheck(hctx, inst, *t)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	switch {
 	case err != nil && !inst.Unreachable:
 		now := time.Now()
-		msg := "dstack-shim is not reachable: " + shortError(err)
+		msg := agent + " is not reachable: " + shortError(err)
 		s.log().Warn("instance unreachable", "instance", inst.Name, "err", err)
 		if err := s.Store.SetInstanceHealth(ctx, l, true, &now, msg); err != nil {
 			return 0, err
@@ -181,6 +199,25 @@ func (s *Service) checkHealth(ctx context.Context, l store.Lease, inst *models.I
 		return min(2*time.Second, s.healthInterval()), nil
 	}
 	return s.healthInterval(), nil
+}
+
+// healthcheck asks the agent the server talks to on the instance whether it is alive: dstack-shim,
+// or dstack-runner on a container backend's instance (no shim there). It returns the agent's name.
+func (s *Service) healthcheck(ctx context.Context, inst *models.Instance, t sshpool.Target) (string, error) {
+	hc := s.Pool.HTTPClient(t, 10*time.Second)
+	if IsContainer(inst) {
+		_, err := agentapi.NewRunnerClient(fmt.Sprintf("http://127.0.0.1:%d", agentapi.RunnerHTTPPort), hc).Healthcheck(ctx)
+		return RunnerBinary, err
+	}
+	setup := hostSetup{env: shimEnv(inst.Remote, "")}
+	_, err := agentapi.NewShimClient(fmt.Sprintf("http://127.0.0.1:%d", setup.shimPort()), hc).Healthcheck(ctx)
+	return ShimBinary, err
+}
+
+// IsContainer reports an instance of a container backend (RunPod, Vast.ai): the job's own
+// container, running dstack-runner without a shim.
+func IsContainer(inst *models.Instance) bool {
+	return inst.JPD != nil && !inst.JPD.Dockerized
 }
 
 // terminate stops the shim of an SSH host (the host itself stays as it is) and marks the instance

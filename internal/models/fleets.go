@@ -39,6 +39,8 @@ const (
 	InstanceProvisioningTimeout = "provisioning_timeout"
 	InstanceError               = "error"
 	InstanceUnreachableReason   = "unreachable"
+	// InstanceJobFinished ends a container backend's instance (a pod runs one job).
+	InstanceJobFinished = "job_finished"
 )
 
 // BackendRemote is the backend of SSH fleet instances.

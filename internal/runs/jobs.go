@@ -120,6 +120,7 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 	j, spec := p.j, p.run.Spec
 	params := spec.Params()
 	masterFleet := ""
+	var masterInst *models.Instance
 	if j.Spec.JobsPerReplica > 1 && j.JobNum > 0 {
 		// The other nodes go where the master went, so that they share its fleet's network.
 		master, err := p.sibling(ctx, 0)
@@ -137,7 +138,7 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		masterFleet = mi.FleetID
+		masterFleet, masterInst = mi.FleetID, mi
 	}
 	insts, err := p.Store.ListInstances(ctx, store.InstanceFilter{ProjectIDs: []string{j.ProjectID}, OnlyActive: true,
 		Page: store.Page{Ascending: true}})
@@ -173,8 +174,12 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		}
 		anyFleet = true
 		if inst.Status == models.InstancePending || inst.Status == models.InstanceProvisioning {
-			waiting = true // its resources are known once it is provisioned
+			// Its resources are known once it is provisioned (unless it is being made for a job).
+			waiting = waiting || inst.JobID == ""
 			continue
+		}
+		if fleets.IsContainer(inst) {
+			continue // a container backend's machine ran its one job
 		}
 		if why := Mismatch(inst, name, j.Spec.Requirements, spec.Configuration, params); why != "" {
 			reasons = append(reasons, inst.Name+": "+why)
@@ -223,6 +228,15 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		p.wakeRow(ctx, store.TableRuns, j.RunID)
 		return 0, nil
 	}
+	// No instance is free: provision one from the backends' offers, unless the run reuses only.
+	explanation := ""
+	if policy := params.CreationPolicy; (policy == nil || *policy != CreationPolicyReuse) && len(params.FleetNames()) == 0 {
+		tried, why, err := p.provision(ctx, masterInst)
+		if tried || err != nil {
+			return 0, err
+		}
+		explanation = why
+	}
 	if waiting {
 		if j.StatusMessage != "waiting for an instance" {
 			j.StatusMessage = "waiting for an instance"
@@ -237,7 +251,11 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		p.terminating(models.JobNoCapacity, "No fleet instance matches the requirements: "+strings.Join(reasons, "; "))
 	} else {
 		j.StatusMessage = statusNoFleets
-		p.terminating(models.JobNoCapacity, msgNoFleets)
+		msg := msgNoFleets
+		if explanation != "" {
+			msg += "; no backend offer either: " + explanation
+		}
+		p.terminating(models.JobNoCapacity, msg)
 	}
 	return 0, p.save(ctx)
 }
@@ -257,7 +275,8 @@ func (p *job) sibling(ctx context.Context, num int) (*models.Job, error) {
 	return out, nil
 }
 
-// agents returns clients for the instance's shim and runner (through its SSH connection).
+// agents returns clients for the instance's shim and runner (through its SSH connection). A
+// container backend's instance has no shim (nil): the SSH connection is the runner's own.
 func (p *job) agents(ctx context.Context, timeout time.Duration) (*agentapi.ShimClient, *agentapi.RunnerClient, error) {
 	inst, err := p.instance(ctx)
 	if err != nil {
@@ -268,6 +287,9 @@ func (p *job) agents(ctx context.Context, timeout time.Duration) (*agentapi.Shim
 		return nil, nil, fmt.Errorf("instance %s has no SSH access", inst.Name)
 	}
 	hc := p.Pool.HTTPClient(*t, timeout)
+	if fleets.IsContainer(inst) {
+		return nil, agentapi.NewRunnerClient(fmt.Sprintf("http://127.0.0.1:%d", agentapi.RunnerHTTPPort), hc), nil
+	}
 	env := map[string]string{}
 	if inst.Remote != nil {
 		env = inst.Remote.Env
@@ -297,8 +319,39 @@ func (p *job) submitTask(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	if inst.JobID == j.ID && (inst.Status == models.InstancePending || inst.Status == models.InstanceProvisioning) {
+		// A machine made for the job: the instance pipeline wakes the job once it is up.
+		msg := "provisioning " + inst.Name
+		if inst.StatusMessage != "" {
+			msg += ": " + inst.StatusMessage
+		}
+		if j.StatusMessage != msg {
+			j.StatusMessage = msg
+			if err := p.save(ctx); err != nil {
+				return 0, err
+			}
+		}
+		return 2 * time.Second, nil
+	}
 	if inst.Status != models.InstanceBusy || inst.JobID != j.ID {
-		p.terminating(models.JobInterruptedNoCapacity, "instance "+inst.Name+" is no longer assigned to the job")
+		reason, msg := models.JobInterruptedNoCapacity, "instance "+inst.Name+" is no longer assigned to the job"
+		if j.StartedAt == nil && inst.JobID == j.ID && !models.InstanceActive(inst.Status) {
+			// Its machine did not come up.
+			reason, msg = models.JobNoCapacity, "instance "+inst.Name+" failed to start: "+firstNonEmpty(inst.TerminationReasonMessage, inst.TerminationReason)
+			if inst.TerminationReason == models.InstanceProvisioningTimeout {
+				reason = models.JobWaitingRunnerLimit
+			}
+		}
+		p.terminating(reason, msg)
+		return 0, p.save(ctx)
+	}
+	if inst.JPD != nil && (j.JPD == nil || j.JPD.Hostname == nil) {
+		jpd := *inst.JPD // with the address it has now
+		j.JPD = &jpd
+	}
+	if fleets.IsContainer(inst) {
+		// The job's container is the machine, running dstack-runner already.
+		j.Status, j.StatusMessage = models.JobPulling, models.JobPulling
 		return 0, p.save(ctx)
 	}
 	shim, _, err := p.agents(ctx, 30*time.Second)
@@ -361,9 +414,9 @@ func (p *job) start(ctx context.Context) (time.Duration, error) {
 	}
 	// Containers of present images start in a fraction of a second: wait here rather than in the
 	// queue. Pulls take longer; the job is looked at again later.
-	var task agentapi.TaskInfo
+	task := agentapi.TaskInfo{Status: agentapi.TaskRunning} // a container backend's instance has no shim
 	delay := 20 * time.Millisecond
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(5 * time.Second); shim != nil; {
 		task, err = shim.GetTask(ctx, j.ID)
 		switch {
 		case agentapi.IsStatus(err, http.StatusNotFound):
@@ -539,10 +592,12 @@ func (p *job) pull(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		// The runner is gone: its container may have ended without telling (killed), or the
 		// host is unreachable.
-		task, terr := shim.GetTask(ctx, j.ID)
-		if terr == nil && task.Status == agentapi.TaskTerminated {
-			p.terminating(taskReason(task.TerminationReason), firstNonEmpty(task.TerminationMessage, "the runner stopped answering"))
-			return 0, p.save(ctx)
+		if shim != nil {
+			task, terr := shim.GetTask(ctx, j.ID)
+			if terr == nil && task.Status == agentapi.TaskTerminated {
+				p.terminating(taskReason(task.TerminationReason), firstNonEmpty(task.TerminationMessage, "the runner stopped answering"))
+				return 0, p.save(ctx)
+			}
 		}
 		return p.unreachable(ctx, err)
 	}
@@ -652,7 +707,7 @@ func (p *job) finish(ctx context.Context) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		if !inst.Unreachable {
+		if !inst.Unreachable && inst.Status == models.InstanceBusy && inst.JobID == j.ID {
 			p.stopContainer(ctx)
 		}
 		if err := p.Store.ReleaseInstance(ctx, inst.ID, j.ID); err != nil {
@@ -702,6 +757,9 @@ func (p *job) stopContainer(ctx context.Context) {
 			j.RunnerTimestamp = max(j.RunnerTimestamp, resp.LastUpdated)
 		}
 		cancel()
+	}
+	if shim == nil {
+		return // a container backend's machine goes with the job
 	}
 	timeout := uint(10)
 	if sd := j.Spec.StopDuration; sd != nil && *sd < 10 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dstackgo/dstack/internal/models"
+	"github.com/dstackgo/dstack/internal/offers"
 )
 
 func spec(t *testing.T, conf string) models.RunSpec {
@@ -116,5 +117,24 @@ func TestSplitArgs(t *testing.T) {
 	}
 	if _, err := splitArgs(`"open`); err == nil {
 		t.Fatal("unterminated quote accepted")
+	}
+}
+
+func TestCapacityMemory(t *testing.T) {
+	var c *CapacityMemory
+	o := offers.Offer{Backend: "lambda", Region: "us-east-1", Instance: offers.InstanceType{Name: "gpu_1x_a10"}}
+	if c.Recent(o) || c.Any("lambda") {
+		t.Fatal("a nil memory remembers")
+	}
+	c = &CapacityMemory{TTL: 50 * time.Millisecond}
+	c.Refused(o)
+	other := o
+	other.Region = "us-west-1"
+	if !c.Recent(o) || c.Recent(other) || !c.Any("lambda") || c.Any("runpod") {
+		t.Fatal("the refusal is not remembered for its backend, region and type only")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if c.Recent(o) || c.Any("lambda") {
+		t.Fatal("the refusal outlived its TTL")
 	}
 }

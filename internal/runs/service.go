@@ -1,5 +1,7 @@
 // Package runs drives runs and their jobs through dstack's lifecycle (dstack-spec §5.4, §7.4): a
-// submitted job gets an idle instance that fits, its container is started by the instance's shim,
+// submitted job gets an idle instance that fits, or a machine a backend creates from the offers
+// (provision.go, dstack-spec §5.6), its container is started by the instance's shim (or, on a
+// container backend, its own container runs the runner),
 // the runner in it is given the job, the job's logs and states are pulled into the log store, and the
 // job ends done, failed, terminated or aborted, giving its instance back. Runs follow their jobs and
 // honour stop, abort and retry.
@@ -13,7 +15,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/logstore"
+	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
 )
@@ -31,6 +35,21 @@ type Service struct {
 	// UnreachableGrace is how long a running job's instance may stay unreachable before the job
 	// fails with instance_unreachable (default 2 min).
 	UnreachableGrace time.Duration
+
+	// Offers returns the offers of a project's backends to try for a job, in order: available
+	// ones, cheapest first, at most limit; explanation says why there are none. Nil: jobs only use
+	// fleet instances.
+	Offers func(ctx context.Context, projectID string, q offers.Query, limit int) (list []offers.Offer, explanation string, err error)
+	// Compute returns the machine operations of a project's backend.
+	Compute func(ctx context.Context, projectID, backend string) (backends.Compute, error)
+	// Capacity remembers capacity refusals (shared with the plans, which show them not_available).
+	Capacity *CapacityMemory
+	// MaxOffersTried is how many offers a job tries (default DefaultMaxOffersTried).
+	MaxOffersTried int
+	// ServerID marks the machines this server creates (see store.ServerID).
+	ServerID string
+	// ShimURL, when set, is where machines of an architecture (amd64, arm64) download dstack-shim.
+	ShimURL func(arch string) string
 }
 
 func (s *Service) log() *slog.Logger {

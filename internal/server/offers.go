@@ -54,6 +54,9 @@ func (s *Server) PlanOffers(ctx context.Context, projectID string, q offers.Quer
 			skipped = append(skipped, offers.BackendNote{Backend: b.Type, Kind: offers.NoteFailed, Message: err.Error()})
 			continue
 		}
+		if s.capacity.Any(b.Type) {
+			src = capacityMarked{src, s.capacity}
+		}
 		sources[b.Type] = src
 	}
 	ctx, cancel := context.WithTimeout(ctx, planTimeout)

@@ -102,6 +102,7 @@ func Run(ctx context.Context, o Options) error {
 	if url == "" {
 		url = "http://" + ln.Addr().String()
 	}
+	srv.SetPublicURL(url)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

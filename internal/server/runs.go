@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,10 +39,18 @@ type WorkOptions struct {
 	// UnreachableGrace is how long a running job's host may be unreachable before the job fails
 	// (default 2 min).
 	UnreachableGrace time.Duration
+	// MaxOffersTried is how many offers a job tries before it fails for want of capacity (default
+	// 25, DSTACK_SERVER_MAX_OFFERS_TRIED).
+	MaxOffersTried int
+	// OrphanInterval is the time between passes of the orphan reconciler (default 5 min; negative:
+	// no reconciler); OrphanGrace is how long an unknown machine is left alone (default 10 min).
+	OrphanInterval, OrphanGrace time.Duration
 }
 
 // WorkOptionsFromEnv reads the options of `dstack server` from its environment: DSTACK_AGENTS_DIR,
-// DSTACK_SERVER_DEFAULT_IMAGE, DSTACK_SERVER_LEASE_TTL_SECONDS and DSTACK_SERVER_POLL_SECONDS.
+// DSTACK_SERVER_DEFAULT_IMAGE, DSTACK_SERVER_LEASE_TTL_SECONDS, DSTACK_SERVER_POLL_SECONDS,
+// DSTACK_SERVER_MAX_OFFERS_TRIED, DSTACK_SERVER_ORPHAN_INTERVAL_SECONDS ("off" disables the
+// reconciler) and DSTACK_SERVER_ORPHAN_GRACE_SECONDS.
 func WorkOptionsFromEnv(dir string) WorkOptions {
 	o := WorkOptions{Dir: dir, AgentsDir: os.Getenv("DSTACK_AGENTS_DIR"), DefaultImage: os.Getenv("DSTACK_SERVER_DEFAULT_IMAGE")}
 	seconds := func(name string) time.Duration {
@@ -53,18 +62,25 @@ func WorkOptionsFromEnv(dir string) WorkOptions {
 	}
 	o.LeaseTTL = seconds("DSTACK_SERVER_LEASE_TTL_SECONDS")
 	o.Poll = seconds("DSTACK_SERVER_POLL_SECONDS")
+	o.MaxOffersTried, _ = strconv.Atoi(os.Getenv("DSTACK_SERVER_MAX_OFFERS_TRIED"))
+	o.OrphanInterval = seconds("DSTACK_SERVER_ORPHAN_INTERVAL_SECONDS")
+	if strings.EqualFold(os.Getenv("DSTACK_SERVER_ORPHAN_INTERVAL_SECONDS"), "off") {
+		o.OrphanInterval = -1
+	}
+	o.OrphanGrace = seconds("DSTACK_SERVER_ORPHAN_GRACE_SECONDS")
 	return o
 }
 
 // background is the server's background work: the pipelines and the services they run.
 type background struct {
-	opts   WorkOptions
-	agents fleets.Agents
-	pool   *sshpool.Pool
-	fleets *fleets.Service
-	runs   *runs.Service
-	logs   *logstore.Store
-	group  *pipeline.Group
+	opts    WorkOptions
+	agents  fleets.Agents
+	pool    *sshpool.Pool
+	fleets  *fleets.Service
+	runs    *runs.Service
+	logs    *logstore.Store
+	group   *pipeline.Group
+	orphans *fleets.Reconciler
 }
 
 // work holds the background state; it is built on first use with the options set by ConfigureWork.
@@ -89,12 +105,20 @@ func (s *Server) work() *background {
 		return s.bg.bg
 	}
 	o := s.bg.opts
+	serverID, err := s.store.ServerID(context.Background())
+	if err != nil {
+		// Machines are then created unmarked, and the orphan reconciler leaves everything alone.
+		s.log.Error("cannot read the server id", "err", err)
+	}
 	b := &background{opts: o, agents: fleets.Agents{Dir: o.AgentsDir}, pool: sshpool.New()}
 	b.fleets = &fleets.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Log: s.log, Wake: b.wake,
-		HealthInterval: o.HealthInterval}
+		HealthInterval: o.HealthInterval, Compute: s.computeFor}
 	b.logs = &logstore.Store{Dir: o.Dir}
 	b.runs = &runs.Service{Store: s.store, Pool: b.pool, Logs: b.logs, Log: s.log, Wake: b.wake,
-		DefaultImage: o.DefaultImage, UnreachableGrace: o.UnreachableGrace}
+		DefaultImage: o.DefaultImage, UnreachableGrace: o.UnreachableGrace, Offers: s.jobOffers, Compute: s.computeFor,
+		Capacity: s.capacity, MaxOffersTried: o.MaxOffersTried, ServerID: serverID, ShimURL: s.shimURL}
+	b.orphans = &fleets.Reconciler{Store: s.store, Log: s.log, ServerID: serverID, Backends: s.cloudBackends,
+		Interval: o.OrphanInterval, Grace: o.OrphanGrace}
 	pipe := func(table string, fn pipeline.Func) *pipeline.Pipeline {
 		return &pipeline.Pipeline{Table: table, Store: s.store, Process: fn, TTL: o.LeaseTTL, Poll: o.Poll, Log: s.log}
 	}
@@ -119,8 +143,16 @@ func (s *Server) StartWork(ctx context.Context) (wait func()) {
 		defer close(done)
 		b.group.Run(ctx)
 	}()
+	orphansDone := make(chan struct{})
+	go func() {
+		defer close(orphansDone)
+		if b.opts.OrphanInterval >= 0 {
+			b.orphans.Run(ctx)
+		}
+	}()
 	return func() {
 		<-done
+		<-orphansDone
 		b.pool.CloseAll()
 	}
 }
@@ -362,10 +394,7 @@ func (s *Server) runPlan(r *request, spec models.RunSpec, maxOffers *int) (*runP
 	if err != nil {
 		return nil, s.internal(err)
 	}
-	params := eff.Params()
-	q := offers.Query{Requirements: offers.Requirements{Resources: specs[0].Requirements.Resources, MaxPrice: params.MaxPrice,
-		Spot: specs[0].Requirements.Spot}, Backends: params.Backends, Regions: params.Regions,
-		AvailabilityZones: params.AvailabilityZones, InstanceTypes: params.InstanceTypes}
+	q := runs.OfferQuery(specs[0], eff.Params())
 	cloud, err := s.PlanOffers(ctx, r.project.ID, q, max(0, limit-len(fleetOffers)))
 	if err != nil {
 		return nil, s.internal(err)

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/config"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/offers"
+	"github.com/dstackgo/dstack/internal/runs"
 	"github.com/dstackgo/dstack/internal/store"
 	"github.com/dstackgo/dstack/internal/ui"
 )
@@ -39,6 +41,11 @@ type Server struct {
 	catalog offers.Tables            // guarded by mu; nil until a catalog source is set
 	live    map[string]offers.Source // guarded by mu; cached live offer sources by backend record
 
+	computes  map[string]backends.Compute // guarded by mu; by backend record and config
+	publicURL string                      // guarded by mu; how machines reach the server
+	// capacity remembers capacity refusals: jobs skip those offers, plans show them not_available.
+	capacity *runs.CapacityMemory
+
 	bg work // background work: fleets, runs (see runs.go)
 }
 
@@ -48,7 +55,7 @@ func New(st *store.Store, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: st, log: log, perms: config.DefaultPermissions{AllowNonAdminsCreateProjects: true,
-		AllowNonAdminsManageSSHFleets: true}, checkTimeout: 20 * time.Second}
+		AllowNonAdminsManageSSHFleets: true}, checkTimeout: 20 * time.Second, capacity: &runs.CapacityMemory{}}
 }
 
 // Permissions returns the server-wide default permissions.

@@ -126,10 +126,36 @@ func (s *Store) SetInstanceReady(ctx context.Context, l Lease, itype models.Inst
 		return err
 	}
 	n := now()
-	return s.guarded(ctx, l, `UPDATE instances SET status = 'idle', status_message = '', instance_type = ?,
-		job_provisioning_data = ?, total_blocks = ?, busy_blocks = 0, idle_since = ?, unreachable = FALSE, unreachable_since = NULL
+	// A cloud instance created for a job goes to that job (busy); any other becomes idle.
+	return s.guarded(ctx, l, `UPDATE instances SET status = CASE WHEN job_id <> '' THEN 'busy' ELSE 'idle' END,
+		status_message = '', instance_type = ?, job_provisioning_data = ?, total_blocks = ?,
+		busy_blocks = CASE WHEN job_id <> '' THEN ? ELSE 0 END, idle_since = ?, unreachable = FALSE, unreachable_since = NULL
 		WHERE id = ? AND lease_token = ? AND status IN ('pending', 'provisioning')`,
-		string(it), j, totalBlocks, s.timeArg(&n), l.ID, l.Token)
+		string(it), j, totalBlocks, totalBlocks, s.timeArg(&n), l.ID, l.Token)
+}
+
+// SetInstanceAddress records what a cloud instance's provider says about it now (its provisioning
+// data, with the address once it has one) and how the server reaches it over SSH (nil: not yet).
+func (s *Store) SetInstanceAddress(ctx context.Context, l Lease, jpd *models.JobProvisioningData, remote *models.RemoteConnectionInfo, message string) error {
+	j, err := jsonOrNull(jpd)
+	if err != nil {
+		return err
+	}
+	r, err := s.encryptJSON(remote)
+	if err != nil {
+		return err
+	}
+	host := ""
+	if jpd != nil && jpd.Hostname != nil {
+		host = *jpd.Hostname
+	}
+	return s.guarded(ctx, l, `UPDATE instances SET job_provisioning_data = ?, remote = ?, hostname = ?, status_message = ?
+		WHERE id = ? AND lease_token = ? AND status IN ('pending', 'provisioning')`, j, r, host, message, l.ID, l.Token)
+}
+
+// SetInstanceMessage records why a leased instance is stuck (a failed termination call, say).
+func (s *Store) SetInstanceMessage(ctx context.Context, l Lease, message string) error {
+	return s.guarded(ctx, l, `UPDATE instances SET status_message = ? WHERE id = ? AND lease_token = ?`, message, l.ID, l.Token)
 }
 
 // SetInstanceHealth records whether a provisioned instance answers; since is when it stopped
@@ -170,11 +196,13 @@ func (s *Store) ClaimInstance(ctx context.Context, instanceID, jobID string) (bo
 	return n == 1, err
 }
 
-// ReleaseInstance gives an instance back after its job (idempotent), and wakes it.
+// ReleaseInstance gives an instance back after its job (idempotent), and wakes it. A cloud instance
+// still being provisioned for the job is detached from it: it becomes idle once it is up.
 func (s *Store) ReleaseInstance(ctx context.Context, instanceID, jobID string) error {
 	n := now()
-	_, err := s.exec(ctx, `UPDATE instances SET status = 'idle', busy_blocks = 0, job_id = '', idle_since = ?, due_at = ?
-		WHERE id = ? AND job_id = ? AND status = 'busy'`, s.timeArg(&n), s.timeArg(&n), instanceID, jobID)
+	_, err := s.exec(ctx, `UPDATE instances SET status = CASE WHEN status = 'busy' THEN 'idle' ELSE status END,
+		busy_blocks = 0, job_id = '', idle_since = ?, due_at = ?
+		WHERE id = ? AND job_id = ? AND status IN ('busy', 'pending', 'provisioning')`, s.timeArg(&n), s.timeArg(&n), instanceID, jobID)
 	return err
 }
 

@@ -38,6 +38,7 @@ func runRunsSuite(t *testing.T, newDB func(t *testing.T) string) {
 		{"RunsAndJobs", testRunsAndJobs},
 		{"Leases", testLeases},
 		{"LeasesTwoReplicas", testLeasesTwoReplicas},
+		{"CloudInstances", testCloudInstances},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB(t)) })
 	}

@@ -29,6 +29,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -279,15 +280,33 @@ func Start(t T, key sshserver.Key, opts ...Options) *Host {
 	t.Helper()
 	cli := Docker(t)
 	image, _ := Images(t)
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	h, err := startHost(cli, image, key.Public, o)
+	if h != nil {
+		h.Key = key
+		t.Cleanup(h.remove)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// startHost runs a new host container that accepts the authorized keys (authorized_keys lines);
+// the caller removes it. It returns the host when a container was made, even with an error.
+func startHost(cli *client.Client, image, authorized string, o Options) (*Host, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := "dstack-testhost-" + hex.EncodeToString(rnd[:])
 	shared, err := os.MkdirTemp("", name+"-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	binds := []string{"/var/run/docker.sock:/var/run/docker.sock", shared + ":" + shared}
-	if len(opts) > 0 && opts[0].NoDocker {
+	if o.NoDocker {
 		binds = binds[1:]
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -298,7 +317,7 @@ func Start(t T, key sshserver.Key, opts ...Options) *Host {
 			Image:    image,
 			Hostname: name,
 			// Commands over SSH, and the shim started by them, inherit these (see the package doc).
-			Env: []string{"SSHD_AUTHORIZED_KEYS=" + key.Public,
+			Env: []string{"SSHD_AUTHORIZED_KEYS=" + authorized,
 				"DSTACK_SHIM_HOME=" + filepath.Join(shared, "home"),
 				"DSTACK_RUNNER_BINARY_PATH=" + filepath.Join(shared, "dstack-runner"),
 				"DSTACK_SHIM_NETWORK_CONTAINER=" + name},
@@ -311,29 +330,33 @@ func Start(t T, key sshserver.Key, opts ...Options) *Host {
 		},
 	})
 	if err != nil {
-		t.Fatalf("create test host: %v", err)
+		os.RemoveAll(shared)
+		return nil, fmt.Errorf("create test host: %w", err)
 	}
-	h := &Host{Name: name, ID: created.ID, User: "root", Key: key, SharedDir: shared, cli: cli}
-	t.Cleanup(func() { h.remove(); os.RemoveAll(shared) })
+	h := &Host{Name: name, ID: created.ID, User: "root", SharedDir: shared, cli: cli}
 	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatalf("start test host: %v", err)
+		return h, fmt.Errorf("start test host: %w", err)
 	}
-	insp, err := cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
+	if h.IP, err = containerIP(ctx, cli, created.ID); err != nil {
+		return h, fmt.Errorf("test host: %w", err)
+	}
+	return h, nil
+}
+
+// containerIP is a container's address on the engine's network.
+func containerIP(ctx context.Context, cli *client.Client, id string) (string, error) {
+	insp, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		t.Fatalf("inspect test host: %v", err)
+		return "", fmt.Errorf("inspect container: %w", err)
 	}
 	if ns := insp.Container.NetworkSettings; ns != nil {
 		for _, n := range ns.Networks {
 			if n != nil && n.IPAddress.IsValid() {
-				h.IP = n.IPAddress.String()
-				break
+				return n.IPAddress.String(), nil
 			}
 		}
 	}
-	if h.IP == "" {
-		t.Fatal("test host has no IP address")
-	}
-	return h
+	return "", errors.New("the container has no IP address")
 }
 
 // Kill stops the host at once, like a machine that loses power: its SSH server and agents vanish.
@@ -344,8 +367,10 @@ func (h *Host) Kill() error {
 	return err
 }
 
-// remove deletes the host and every container that runs in its network namespace.
+// remove deletes the host, every container that runs in its network namespace, and its shared
+// directory.
 func (h *Host) remove() {
+	defer os.RemoveAll(h.SharedDir)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	list, err := h.cli.ContainerList(ctx, client.ContainerListOptions{All: true})

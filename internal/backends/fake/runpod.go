@@ -12,7 +12,8 @@ import (
 
 // RunPod GraphQL API (https://api.runpod.io/graphql, the schema documented at graphql-spec.runpod.io):
 // POST /graphql?api_key=<key> with a JSON body {"query", "variables"}. The simulation answers the
-// operations the backend sends: `myself` (the credential check), `gpuTypes`, the mutations
+// operations the backend sends: `myself` (the credential check; with `pods`, the account's pods),
+// `gpuTypes`, the mutations
 // `podFindAndDeployOnDemand` and `podRentInterruptable` (input variables are checked against the
 // input types' fields, as GraphQL coerces variables), `pod(input: {podId})` with its runtime ports,
 // and `podTerminate`. A refused key gets HTTP 401 with a GraphQL error list; GraphQL-level failures
@@ -158,7 +159,16 @@ func runpodServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 	}
 	switch {
 	case root == "myself" && !mutation:
-		writeJSON(w, http.StatusOK, `{"data":{"myself":{"id":"user_2fakeRunPodUser"}}}`)
+		me := map[string]any{"id": "user_2fakeRunPodUser"}
+		if strings.Contains(req.Query, "pods") {
+			// Terminated pods are gone from the account.
+			pods := []any{}
+			for _, pm := range s.list(func(m *Machine) bool { return m.Status != StatusTerminated }) {
+				pods = append(pods, runpodPodJSON(pm))
+			}
+			me["pods"] = pods
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"myself": me}})
 	case root == "gpuTypes" && !mutation:
 		list := []any{}
 		for _, g := range runpodGPUs {

@@ -22,7 +22,7 @@ import (
 // Machines on Lambda Cloud follow the API v1 document: POST /instance-operations/launch
 // {region_name, instance_type_name, ssh_key_names: [one], quantity: 1, name} → {data: {instance_ids}},
 // GET /instances/{id} → {data: {status, ip, private_ip, ...}}, POST /instance-operations/terminate
-// {instance_ids}, and GET/POST /ssh-keys to register the project's key under the name
+// {instance_ids}, GET /instances (ListInstances, for the orphan reconciler), and GET/POST /ssh-keys to register the project's key under the name
 // dstack-<project>-<hash>. The v1 launch takes no user data, so the machine comes up as Lambda's
 // stock Ubuntu image (Docker and NVIDIA drivers included) and the server reaches it over SSH as
 // `ubuntu` to install dstack-shim itself: the provisioning data says Username "ubuntu", Dockerized
@@ -290,6 +290,31 @@ func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, bac
 		return nil
 	}
 	return err
+}
+
+// ListInstances lists the machines dstack created on the account (GET /instances; names start
+// with dstack-), except those Lambda is terminating. Lambda has no tags: the orphan reconciler
+// goes by the name (see backends.InstanceLister).
+func (c *compute) ListInstances(ctx context.Context) ([]backends.Tagged, error) {
+	var list []struct {
+		ID     string `json:"id"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Region struct {
+			Name string `json:"name"`
+		} `json:"region"`
+	}
+	if err := c.c.do(ctx, http.MethodGet, "/instances", nil, &list); err != nil {
+		return nil, err
+	}
+	var out []backends.Tagged
+	for _, i := range list {
+		if !strings.HasPrefix(i.Name, "dstack-") || i.Status == "terminating" || i.Status == "terminated" {
+			continue
+		}
+		out = append(out, backends.Tagged{Backend: typ, InstanceID: i.ID, Region: i.Region.Name, Name: i.Name, State: i.Status})
+	}
+	return out, nil
 }
 
 // liveOffers is the catalog with Lambda's live capacity: an offer is available when its instance

@@ -77,3 +77,36 @@ func TestLiveCapacity(t *testing.T) {
 		t.Errorf("misses: %v", m)
 	}
 }
+
+// TestListInstances: the lister finds the machines dstack named (dstack-...), not others, and not
+// terminated ones.
+func TestListInstances(t *testing.T) {
+	srv := fake.Use(t, "lambda")
+	d, _ := backends.Lookup("lambda")
+	comp, _ := d.NewCompute(srv.Good)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offer := offers.Offer{Backend: "lambda", Region: "us-east-1", Instance: offers.InstanceType{Name: "gpu_1x_a10"}}
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl project"
+	var ids []string
+	for _, name := range []string{"run-0-5e7a", "run-1-5e7a"} {
+		pd, err := comp.CreateInstance(ctx, offer, backends.InstanceConfig{ProjectName: "main", InstanceName: name, SSHPublicKeys: []string{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, pd.InstanceID)
+	}
+	if err := comp.TerminateInstance(ctx, ids[1], "", ""); err != nil {
+		t.Fatal(err)
+	}
+	list, err := comp.(backends.InstanceLister).ListInstances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].InstanceID != ids[0] || list[0].Name != "dstack-main-run-0-5e7a" || list[0].Region != "us-east-1" {
+		t.Fatalf("listed %+v, want only %s", list, ids[0])
+	}
+	if m := srv.Misses(); len(m) > 0 {
+		t.Errorf("misses: %v", m)
+	}
+}

@@ -23,7 +23,7 @@ import (
 // podFindAndDeployOnDemand (on-demand) and podRentInterruptable (spot, with bidPerGpu = the offer's
 // price divided by its GPU count: the bid is per GPU, issue #1890) take their input as the $input
 // variable; pod(input: {podId}) gives the runtime ports, podTerminate removes the pod; gpuTypes maps
-// the catalog's GPU names to RunPod's gpuTypeId.
+// the catalog's GPU names to RunPod's gpuTypeId; myself { pods } lists the pods (ListInstances).
 //
 // RunPod is a container backend: the pod runs the job's image with the command overridden
 // (dockerArgs) to download dstack-runner and start it with its own SSH server on port 10022, which
@@ -370,6 +370,35 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 		}
 	}
 	return nil
+}
+
+// ListInstances lists the pods dstack created on the account (`myself { pods }`; names start with
+// dstack-), except terminated ones. RunPod has no tags: the orphan reconciler goes by the name
+// (see backends.InstanceLister).
+func (c *compute) ListInstances(ctx context.Context) ([]backends.Tagged, error) {
+	var out struct {
+		Myself *struct {
+			Pods []struct {
+				ID            string `json:"id"`
+				Name          string `json:"name"`
+				DesiredStatus string `json:"desiredStatus"`
+			} `json:"pods"`
+		} `json:"myself"`
+	}
+	if err := c.c.do(ctx, `query Pods { myself { pods { id name desiredStatus } } }`, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Myself == nil {
+		return nil, errors.New("RunPod API: the answer has no myself")
+	}
+	var list []backends.Tagged
+	for _, p := range out.Myself.Pods {
+		if !strings.HasPrefix(p.Name, "dstack-") || p.DesiredStatus == "TERMINATED" {
+			continue
+		}
+		list = append(list, backends.Tagged{Backend: typ, InstanceID: p.ID, Name: p.Name, State: strings.ToLower(p.DesiredStatus)})
+	}
+	return list, nil
 }
 
 func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, backendData string) error {

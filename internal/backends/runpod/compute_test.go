@@ -83,3 +83,37 @@ func TestSpotBidPerGPU(t *testing.T) {
 		t.Errorf("alive %v, misses %v", srv.Alive(), srv.Misses())
 	}
 }
+
+// TestListInstances: the lister finds the pods dstack named (dstack-...) that are not terminated.
+func TestListInstances(t *testing.T) {
+	srv := fake.Use(t, "runpod")
+	d, _ := backends.Lookup("runpod")
+	comp, err := d.NewCompute(srv.Good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ids []string
+	for _, name := range []string{"run-0-5e7a", "run-1-5e7a"} {
+		cfg := backends.InstanceConfig{ProjectName: "main", InstanceName: name, SSHPublicKeys: []string{"ssh-ed25519 AAAA a"}}
+		pd, err := comp.CreateInstance(ctx, gpuOffer("1x_A100-PCIe_SECURE", "CA-MTL-3", 1, 1.64, false), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, pd.InstanceID)
+	}
+	if err := comp.TerminateInstance(ctx, ids[0], "", ""); err != nil {
+		t.Fatal(err)
+	}
+	list, err := comp.(backends.InstanceLister).ListInstances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].InstanceID != ids[1] || list[0].Name != "dstack-main-run-1-5e7a" || list[0].Backend != "runpod" {
+		t.Fatalf("listed %+v, want only %s", list, ids[1])
+	}
+	if m := srv.Misses(); len(m) > 0 {
+		t.Errorf("misses: %v", m)
+	}
+}

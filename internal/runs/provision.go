@@ -1,0 +1,268 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dstackgo/dstack/internal/agentapi"
+	"github.com/dstackgo/dstack/internal/backends"
+	"github.com/dstackgo/dstack/internal/backends/bootstrap"
+	"github.com/dstackgo/dstack/internal/fleets"
+	"github.com/dstackgo/dstack/internal/models"
+	"github.com/dstackgo/dstack/internal/offers"
+	"github.com/dstackgo/dstack/internal/store"
+)
+
+// DefaultMaxOffersTried is how many offers a job tries before it fails for want of capacity
+// (DSTACK_SERVER_MAX_OFFERS_TRIED).
+const DefaultMaxOffersTried = 25
+
+// CreationPolicyReuse is the creation_policy that never provisions (only existing instances).
+const CreationPolicyReuse = "reuse"
+
+// CapacityMemory remembers the offers a provider recently refused for want of capacity, by
+// backend, region and instance type, so that jobs skip them and plans show them not_available for
+// a while. It is safe for concurrent use; the zero value remembers for DefaultCapacityTTL.
+type CapacityMemory struct {
+	TTL time.Duration
+
+	mu      sync.Mutex
+	refused map[string]time.Time
+}
+
+// DefaultCapacityTTL is how long a capacity refusal is remembered.
+const DefaultCapacityTTL = 3 * time.Minute
+
+func capacityKey(o offers.Offer) string {
+	return o.Backend + "\x00" + o.Region + "\x00" + o.Instance.Name
+}
+
+// Refused records a capacity refusal of an offer.
+func (c *CapacityMemory) Refused(o offers.Offer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = map[string]time.Time{}
+	}
+	c.refused[capacityKey(o)] = time.Now()
+}
+
+// Any reports whether a refusal by the backend is remembered.
+func (c *CapacityMemory) Any(backend string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, at := range c.refused {
+		if strings.HasPrefix(k, backend+"\x00") && time.Since(at) < c.ttl() {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *CapacityMemory) ttl() time.Duration {
+	if c.TTL > 0 {
+		return c.TTL
+	}
+	return DefaultCapacityTTL
+}
+
+// Recent reports whether the offer's backend, region and instance type were refused recently.
+func (c *CapacityMemory) Recent(o offers.Offer) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.refused[capacityKey(o)]
+	if ok && time.Since(at) >= c.ttl() {
+		delete(c.refused, capacityKey(o))
+		return false
+	}
+	return ok
+}
+
+// OfferQuery is the offer query of a job: its requirements and the run's profile filters.
+func OfferQuery(js models.JobSpec, params models.ProfileParams) offers.Query {
+	return offers.Query{Requirements: offers.Requirements{Resources: js.Requirements.Resources, MaxPrice: params.MaxPrice,
+		Spot: js.Requirements.Spot}, Backends: params.Backends, Regions: params.Regions,
+		AvailabilityZones: params.AvailabilityZones, InstanceTypes: params.InstanceTypes}
+}
+
+func (s *Service) maxOffersTried() int {
+	if s.MaxOffersTried > 0 {
+		return s.MaxOffersTried
+	}
+	return DefaultMaxOffersTried
+}
+
+// describeOffer names an offer in status messages: "lambda us-east-1 gpu_1x_a10 $1.29/h".
+func describeOffer(o offers.Offer) string {
+	return fmt.Sprintf("%s %s %s $%g/h", o.Backend, o.Region, o.Instance.Name, o.Price)
+}
+
+// provision creates a machine for the job from its backends' offers (dstack-spec §5.6): the
+// available offers, cheapest first, are tried in turn (at most MaxOffersTried) until a backend
+// creates one, which is recorded as a provisioning instance of the run's fleet (made for the run
+// when it has none) with the job on it. Each failure is shown in the job's status message as the
+// next offer is tried; capacity refusals are remembered. When every offer fails the job fails
+// with failed_to_start_due_to_no_capacity. tried is false when there was no offer to try (the
+// caller then waits for a fleet instance or fails the job as without backends); explanation then
+// says why there was none.
+//
+// master, for the other nodes of a multi-node replica, is the master's instance: they go to its
+// fleet, backend and region.
+func (p *job) provision(ctx context.Context, master *models.Instance) (tried bool, explanation string, err error) {
+	if p.Offers == nil || p.Compute == nil {
+		return false, "", nil
+	}
+	j, run := p.j, p.run
+	params := run.Spec.Params()
+	q := OfferQuery(j.Spec, params)
+	fleetName := run.Name
+	if master != nil {
+		q.Backends, q.Regions = []string{master.Backend}, []string{master.Region}
+		if f, err := p.Store.GetFleetByID(ctx, master.FleetID); err == nil {
+			fleetName = f.Name
+		}
+	}
+	list, explanation, err := p.Offers(ctx, j.ProjectID, q, p.maxOffersTried())
+	if err != nil || len(list) == 0 {
+		return false, explanation, err
+	}
+	proj, err := p.Store.GetProjectByID(ctx, j.ProjectID)
+	if err != nil {
+		return false, "", err
+	}
+	var failures []string
+	for i, o := range list {
+		msg := fmt.Sprintf("trying offer %d of %d: %s", i+1, len(list), describeOffer(o))
+		if n := len(failures); n > 0 {
+			msg += " (the previous one failed: " + failures[n-1] + ")"
+		}
+		j.StatusMessage = msg
+		if err := p.save(ctx); err != nil {
+			return true, "", err
+		}
+		done, why, err := p.tryOffer(ctx, proj, fleetName, o)
+		if err != nil || done {
+			return true, "", err
+		}
+		failures = append(failures, describeOffer(o)+": "+why)
+	}
+	j.StatusMessage = "no capacity"
+	p.terminating(models.JobNoCapacity, "All offers failed: "+strings.Join(failures, "; "))
+	return true, "", p.save(ctx)
+}
+
+// tryOffer asks the offer's backend for a machine and records it. done is false when the backend
+// refused (why says how); err is a failure of the server itself.
+func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName string, o offers.Offer) (done bool, why string, err error) {
+	j, run := p.j, p.run
+	compute, err := p.Compute(ctx, j.ProjectID, o.Backend)
+	if err != nil {
+		return false, err.Error(), nil
+	}
+	num, err := p.Store.NextInstanceNum(ctx, j.ProjectID, fleetName)
+	if err != nil {
+		return false, "", err
+	}
+	name := fmt.Sprintf("%s-%d", fleetName, num)
+	cfg := p.instanceConfig(proj, name, o)
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	pd, err := compute.CreateInstance(cctx, o, cfg)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, "", ctx.Err() // the lease is gone: a machine made meanwhile is an orphan
+		}
+		if backends.IsNoCapacity(err) {
+			p.Capacity.Refused(o)
+		}
+		p.log().Warn("offer failed", "job", j.JobName, "offer", describeOffer(o), "err", err)
+		return false, err.Error(), nil
+	}
+	// The machine exists from here on: record it even if the lease ends meanwhile, or give it back.
+	ctx = context.WithoutCancel(ctx)
+	it := instanceTypeOf(o.Instance)
+	jpd := fleets.FromBackend(pd, it)
+	inst := &models.Instance{ProjectID: j.ProjectID, Name: name, InstanceNum: num, Status: models.InstanceProvisioning,
+		StatusMessage: "created: waiting for the machine to boot", Backend: o.Backend, Region: o.Region, Price: o.Price,
+		InstanceType: it, JPD: jpd, TotalBlocks: 1, BusyBlocks: 1, JobID: j.ID}
+	fleet := &models.Fleet{Name: fleetName, Status: models.FleetActive, Spec: models.FleetSpec{Autocreated: true,
+		Configuration: models.FleetConfiguration{Type: "fleet", Name: &fleetName, IdleDuration: run.Spec.Params().IdleDuration},
+		Profile:       models.Profile{Name: "default"}}}
+	jobJPD := *jpd
+	j.JPD = &jobJPD
+	j.JRD = &models.JobRuntimeData{NetworkMode: agentapi.NetworkModeHost}
+	j.Status, j.StatusMessage = models.JobProvisioning, "provisioning "+name
+	if err := p.Store.RecordCloudInstance(ctx, p.lease, j, fleet, inst); err != nil {
+		p.log().Error("cannot record a created machine; terminating it", "job", j.JobName, "backend", o.Backend, "id", pd.InstanceID, "err", err)
+		tctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if terr := compute.TerminateInstance(tctx, pd.InstanceID, pd.Region, pd.BackendData); terr != nil {
+			p.log().Error("cannot terminate the unrecorded machine; the orphan reconciler will", "backend", o.Backend, "id", pd.InstanceID, "err", terr)
+		}
+		cancel()
+		if errors.Is(err, store.ErrLeaseLost) {
+			return true, "", err
+		}
+		return false, "", err
+	}
+	p.inst = inst
+	p.log().Info("machine created", "job", j.JobName, "instance", name, "offer", describeOffer(o), "id", pd.InstanceID,
+		"took", time.Since(start).Round(time.Millisecond))
+	p.wakeRow(ctx, store.TableRuns, j.RunID)
+	p.wake(store.TableInstances)
+	return true, "", nil
+}
+
+// instanceConfig is what the machine of an offer gets: the project's key (the server's way in) and
+// the run's user's key, the shim's download address, the job's image on a container backend, and
+// tags naming the project, this server and the instance, which the orphan reconciler goes by.
+func (p *job) instanceConfig(proj *models.Project, name string, o offers.Offer) backends.InstanceConfig {
+	keys := []string{strings.TrimSpace(proj.SSHPublicKey)}
+	if k := p.run.Spec.SSHKeyPub; k != nil && strings.TrimSpace(*k) != "" {
+		keys = append(keys, strings.TrimSpace(*k))
+	}
+	tags := map[string]string{}
+	for k, v := range p.run.Spec.Params().Tags {
+		tags[k] = v
+	}
+	tags["dstack_project"], tags["dstack_server"], tags["dstack_instance"] = proj.Name, p.ServerID, name
+	cfg := backends.InstanceConfig{ProjectName: proj.Name, InstanceName: fleets.ProviderName(name, p.ServerID),
+		SSHPublicKeys: keys, Tags: tags}
+	if p.ShimURL != nil {
+		arch := "amd64"
+		if o.Instance.Resources.CPUArch == "arm" {
+			arch = "arm64"
+		}
+		cfg.ShimURL = p.ShimURL(arch)
+	}
+	if o.InstanceRuntime == offers.RuntimeRunner {
+		cfg.ShimEnv = map[string]string{bootstrap.EnvJobImage: p.j.Spec.ImageName}
+	}
+	return cfg
+}
+
+// instanceTypeOf converts an offer's instance type.
+func instanceTypeOf(it offers.InstanceType) models.InstanceType {
+	r := it.Resources
+	res := models.InstanceResources{CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Gpus: []models.Gpu{}, Spot: r.Spot,
+		Disk: models.Disk{SizeMiB: r.Disk.SizeMiB}, Description: r.Description}
+	if r.CPUArch != "" {
+		arch := r.CPUArch
+		res.CPUArch = &arch
+	}
+	for _, g := range r.GPUs {
+		vendor := g.Vendor
+		res.Gpus = append(res.Gpus, models.Gpu{Name: g.Name, MemoryMiB: g.MemoryMiB, Vendor: &vendor})
+	}
+	return models.InstanceType{Name: it.Name, Resources: res}
+}
