@@ -1,7 +1,9 @@
-// Command dstack-cloudsim serves simulations of the GPU clouds' APIs (Lambda, RunPod, Vultr,
+// Command dstack-cloudsim serves simulations of the clouds' APIs (AWS, Lambda, RunPod, Vultr,
 // Vast.ai, TensorDock, CUDO, DataCrunch) on local ports, so that a dstack server runs its backends
 // without a cloud. On start it prints `export DSTACK_<TYPE>_API_URL=...` lines (and
-// DSTACK_CLOUDSIM_URL, its control API; with -catalog-dir, DSTACK_CATALOG_URL) and keeps serving
+// DSTACK_CLOUDSIM_URL, its control API; with -catalog-dir, DSTACK_CATALOG_URL; for AWS also
+// AWS_ENDPOINT_URL and simulated AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, with
+// AWS_EC2_METADATA_DISABLED, for `creds: {type: default}`) and keeps serving
 // until interrupted. With -background it starts itself detached, prints the same lines plus
 // DSTACK_CLOUDSIM_PID, and exits, so that a shell can eval them:
 //
@@ -9,7 +11,9 @@
 //	curl -s "$DSTACK_CLOUDSIM_URL/alive"         # machines still alive
 //	kill "$DSTACK_CLOUDSIM_PID"
 //
-// Any credential is accepted except one containing "invalid" (-strict: only the unit fakes' keys).
+// Any credential is accepted except one containing "invalid" (-strict: only the unit fakes' keys);
+// an AWS secret key travels only as a signature, so the AWS simulation refuses one set to exactly
+// `invalid`.
 // -fault-rate injects capacity errors, throttling (429), 5xx and timeouts; see internal/cloudsim.
 package main
 

@@ -87,7 +87,7 @@ func TestRunPrintsExports(t *testing.T) {
 }
 
 func TestRunRefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-fault-rate", "2"}, {"-faults", "meteor"}, {"-providers", "aws"}} {
+	for _, args := range [][]string{{"-fault-rate", "2"}, {"-faults", "meteor"}, {"-providers", "nosuchcloud"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), append(args, "-duration", "10ms"), &stdout, &stderr); code == 0 {
 			t.Errorf("%v: exit 0", args)

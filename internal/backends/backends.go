@@ -53,6 +53,23 @@ func (c Config) String(path ...string) string {
 	return v
 }
 
+// Strings returns a list of strings by key path, e.g. the regions; items that are not strings are
+// left out.
+func (c Config) Strings(path ...string) []string {
+	var out []string
+	switch list := lookup(c.Values, path).(type) {
+	case []any:
+		for _, v := range list {
+			if s, ok := v.(string); ok {
+				out = append(out, s)
+			}
+		}
+	case []string:
+		out = list
+	}
+	return out
+}
+
 func lookup(m map[string]any, path []string) any {
 	var cur any = m
 	for _, p := range path {

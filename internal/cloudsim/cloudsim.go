@@ -172,11 +172,15 @@ func (c *Cloud) Sim(typ string) *fake.Sim {
 }
 
 // Env lists NAME=value settings that point a dstack server at the simulator:
-// DSTACK_<TYPE>_API_URL for each provider and DSTACK_CLOUDSIM_URL for the control API.
+// DSTACK_<TYPE>_API_URL for each provider, what a provider's SDK needs besides (for AWS:
+// AWS_ENDPOINT_URL, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY with AWS_EC2_METADATA_DISABLED so
+// that `creds: {type: default}` finds simulated credentials rather than real ones; see fake.Env),
+// and DSTACK_CLOUDSIM_URL for the control API.
 func (c *Cloud) Env() []string {
 	var out []string
 	for _, p := range c.Providers {
 		out = append(out, backends.EnvAPIURL(p.Type)+"="+p.URL)
+		out = append(out, fake.Env(p.Type, p.URL)...)
 	}
 	return append(out, EnvControlURL+"="+c.ControlURL)
 }

@@ -91,6 +91,15 @@ func TestExports(t *testing.T) {
 	if !strings.Contains(out, "export "+cloudsim.EnvControlURL+"=http://127.0.0.1:") {
 		t.Errorf("exports lack the control URL:\n%s", out)
 	}
+	// The AWS SDK's own settings: the endpoint, and credentials for `creds: {type: default}`.
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
+		if os.Getenv(k) == "" {
+			t.Errorf("exports lack %s:\n%s", k, out)
+		}
+	}
+	if os.Getenv("AWS_ENDPOINT_URL") != os.Getenv(backends.EnvAPIURL("aws")) {
+		t.Errorf("AWS_ENDPOINT_URL %s, DSTACK_AWS_API_URL %s", os.Getenv("AWS_ENDPOINT_URL"), os.Getenv(backends.EnvAPIURL("aws")))
+	}
 }
 
 // TestLifecycle provisions one machine on every provider through the simulator, as a server would:

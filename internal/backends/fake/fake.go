@@ -1,8 +1,9 @@
-// Package fake simulates the APIs of the GPU clouds (Lambda, RunPod, Vultr, Vast.ai, TensorDock,
+// Package fake simulates the APIs of the clouds (AWS, Lambda, RunPod, Vultr, Vast.ai, TensorDock,
 // CUDO, DataCrunch) in process, for tests and for cmd/dstack-cloudsim. Each simulation speaks its
 // provider's wire protocol for every call the backend makes: the method and path, where the
-// credentials travel (bearer header, query string, form or JSON body), the provider's JSON (or
-// GraphQL) shapes for requests, answers and errors, and its refusals of malformed requests. Machines
+// credentials travel (bearer header, query string, form or JSON body, AWS's SigV4 signature), the
+// provider's JSON (or GraphQL, or AWS's Query API XML) shapes for requests, answers and errors, and
+// its refusals of malformed requests (see aws.go for AWS). Machines
 // live in memory: created ones boot, become active with an address after Options.BootDelay, and
 // are terminated; a Host can back them with real local machines or containers.
 //
@@ -199,6 +200,13 @@ type provider struct {
 	container bool
 	// catalog lists the inventory as catalog rows, for backends whose offers come from the catalog.
 	catalog func() []catalogRow
+	// failure, when set, answers Fail, an injected throttle, 5xx or timeout (kind, a Fault* constant)
+	// in the provider's own format, for providers whose errors are not JSON (AWS's XML); nil
+	// answers failBody and throttleBody as JSON.
+	failure func(w http.ResponseWriter, r *http.Request, kind string)
+	// env, when set, lists the NAME=value settings besides DSTACK_<TYPE>_API_URL that point a
+	// provider's SDK at the simulation at url (AWS_ENDPOINT_URL, credentials for a default chain).
+	env func(url string) []string
 }
 
 // route is one call of a provider. serve returns "" when the request is well formed (whatever the
@@ -206,7 +214,11 @@ type provider struct {
 type route struct {
 	pattern string // "METHOD /path/{var}"
 	launch  bool   // creates a machine: capacity faults apply
-	serve   func(s *Sim, w http.ResponseWriter, r *http.Request) string
+	// launchIf, when set, says whether one request creates a machine, for providers whose calls
+	// share one path (AWS's Query API: POST / with Action=RunInstances). It may read the body if it
+	// puts it back.
+	launchIf func(r *http.Request) bool
+	serve    func(s *Sim, w http.ResponseWriter, r *http.Request) string
 }
 
 var providers = map[string]*provider{}
@@ -233,6 +245,16 @@ func Prefix(typ string) string {
 		return p.prefix
 	}
 	return ""
+}
+
+// Env lists the settings besides DSTACK_<TYPE>_API_URL that point the provider's SDK at a
+// simulation serving at url, as NAME=value (for AWS: AWS_ENDPOINT_URL and credentials for the
+// default chain); nil for most providers.
+func Env(typ, url string) []string {
+	if p, ok := providers[typ]; ok && p.env != nil {
+		return p.env(url)
+	}
+	return nil
 }
 
 // GoodConfig is a complete backend config (type, creds and required keys) that a Strict simulation
@@ -407,32 +429,30 @@ func (s *Sim) wrap(rt route) http.HandlerFunc {
 		s.hits.Add(1)
 		switch s.mode.Load() {
 		case modeFail:
-			writeJSON(w, http.StatusInternalServerError, s.p.failBody)
+			s.fail(w, r, Fault5xx)
 			return
 		case modeHang:
 			s.hold(r, 0)
 			return
 		}
-		if kind := s.drawFault(rt.launch); kind != "" {
+		launch := rt.launch || rt.launchIf != nil && rt.launchIf(r)
+		if kind := s.drawFault(launch); kind != "" {
 			switch kind {
 			case FaultCapacity:
 				s.p.capacity(w)
-			case FaultThrottle:
-				w.Header().Set("Retry-After", "1")
-				writeJSON(w, http.StatusTooManyRequests, s.p.throttleBody)
-			case Fault5xx:
-				writeJSON(w, http.StatusInternalServerError, s.p.failBody)
+			case FaultThrottle, Fault5xx:
+				s.fail(w, r, kind)
 			case FaultTimeout:
 				s.mu.Lock()
 				d := s.opts.Faults.Hang
 				s.mu.Unlock()
 				if s.hold(r, d) {
-					writeJSON(w, http.StatusGatewayTimeout, s.p.failBody)
+					s.fail(w, r, FaultTimeout)
 				}
 			}
 			return
 		}
-		if rt.launch {
+		if launch {
 			s.mu.Lock()
 			full := s.noCapacity
 			s.mu.Unlock()
@@ -448,6 +468,23 @@ func (s *Sim) wrap(rt route) http.HandlerFunc {
 		if why := rt.serve(s, w, r); why != "" {
 			s.miss("%s %s: %s", r.Method, r.URL.Path, why)
 		}
+	}
+}
+
+// fail answers a failure of a kind (Fault5xx, FaultThrottle, FaultTimeout) as the provider does.
+func (s *Sim) fail(w http.ResponseWriter, r *http.Request, kind string) {
+	if s.p.failure != nil {
+		s.p.failure(w, r, kind)
+		return
+	}
+	switch kind {
+	case FaultThrottle:
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, s.p.throttleBody)
+	case FaultTimeout:
+		writeJSON(w, http.StatusGatewayTimeout, s.p.failBody)
+	default:
+		writeJSON(w, http.StatusInternalServerError, s.p.failBody)
 	}
 }
 

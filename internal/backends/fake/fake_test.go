@@ -164,7 +164,7 @@ func TestFaultRate(t *testing.T) {
 
 // TestCatalogs: every catalog the fakes publish parses and names what the fakes sell.
 func TestCatalogs(t *testing.T) {
-	for _, typ := range []string{"lambda", "runpod", "datacrunch"} {
+	for _, typ := range []string{"lambda", "runpod", "datacrunch", "aws"} {
 		csv := fake.CatalogCSV(typ)
 		if !strings.HasPrefix(csv, "instance_name,location,price,") || strings.Count(csv, "\n") < 5 {
 			t.Errorf("%s catalog:\n%s", typ, csv)
