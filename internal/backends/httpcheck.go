@@ -118,8 +118,11 @@ func (p Probe) Do(ctx context.Context) (*ProbeResult, error) {
 		}
 		u.RawQuery = q.Encode()
 	}
-	ctx, cancel := WithDefaultDeadline(ctx)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultProbeTimeout)
+		defer cancel()
+	}
 	method := p.Method
 	if method == "" {
 		method = http.MethodGet
