@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -215,6 +216,45 @@ func TestE2ESSHFleetRuns(t *testing.T) {
 		if sub := latestSubmission(run); sub["termination_reason"] != "max_duration_exceeded" {
 			t.Fatalf("job %v %v", sub["status"], sub["termination_reason"])
 		}
+	})
+
+	t.Run("ServiceThroughProxy", func(t *testing.T) {
+		conf := map[string]any{"type": "service", "name": "web", "port": 8080,
+			"commands":  []string{"mkdir -p /tmp/www && echo served > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www"},
+			"resources": map[string]any{"cpu": "1..", "memory": "0.1GB..", "disk": "0.1GB.."}}
+		spec := map[string]any{"run_name": "web", "configuration": conf, "profile": map[string]any{"name": "default"}}
+		e.must("admin", "/api/project/main/runs/apply", map[string]any{"plan": map[string]any{"run_spec": spec}, "force": false})
+		e.waitRun("web", time.Minute, "running")
+		get := func(token string) (int, string) {
+			req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/proxy/services/main/web/index.html", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		var code int
+		var body string
+		e.waitFor(20*time.Second, "service answers", func() (bool, string) {
+			code, body = get(adminToken)
+			return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+		})
+		if body != "served\n" {
+			t.Fatalf("body %q", body)
+		}
+		if code, _ := get(""); code != http.StatusUnauthorized {
+			t.Fatalf("without a token: %d", code)
+		}
+		if code, _ := get(e.tokens["outsider"]); code != http.StatusForbidden {
+			t.Fatalf("a non-member: %d", code)
+		}
+		e.must("admin", "/api/project/main/runs/stop", map[string]any{"runs_names": []string{"web"}, "abort": true})
+		e.waitRun("web", 30*time.Second, "terminated", "failed", "done")
 	})
 
 	t.Run("InstancesBackIdle", func(t *testing.T) {

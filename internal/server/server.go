@@ -157,6 +157,7 @@ func (s *Server) Handler() http.Handler {
 	route("/api/runs/list", authenticated, s.listRuns)
 	route("/api/project/{project}/logs/poll", projectMember, s.pollLogs)
 	mux.Handle("GET /api/project/{project}/metrics/job/{run_name}", s.getEndpoint(projectMember, s.getJobMetrics))
+	mux.HandleFunc("/proxy/services/{project}/{run}/", s.serviceProxy)
 
 	// Everything that is not the API is the web console, itself a client of this mux; unknown API
 	// paths stay the API's 404.
