@@ -118,11 +118,8 @@ func (p Probe) Do(ctx context.Context) (*ProbeResult, error) {
 		}
 		u.RawQuery = q.Encode()
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := WithDefaultDeadline(ctx)
+	defer cancel()
 	method := p.Method
 	if method == "" {
 		method = http.MethodGet

@@ -1,12 +1,10 @@
 package cudo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -65,8 +63,8 @@ func (e *APIError) Error() string {
 var field = []string{"creds", "api_key"}
 
 type client struct {
-	base, key, project string
-	hc                 *http.Client
+	rest    backends.RESTClient
+	project string
 }
 
 func newClient(cfg backends.Config) (*client, error) {
@@ -74,72 +72,33 @@ func newClient(cfg backends.Config) (*client, error) {
 	if key == "" {
 		return nil, &backends.CredentialsError{Msg: "no API key", Fields: [][]string{field}}
 	}
-	return &client{base: backends.APIURL(typ, defaultURL), key: key, project: cfg.String("project_id"),
-		hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{project: cfg.String("project_id"), rest: backends.RESTClient{
+		Provider: "CUDO",
+		Base:     backends.APIURL(typ, defaultURL),
+		Auth:     func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
+		Secrets:  []string{key},
+		Check:    checkAnswer,
+	}}, nil
 }
 
-func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
+// checkAnswer maps an answer other than 2xx (a gRPC gateway error, {"code", "message"}) to its error.
+func checkAnswer(a *backends.Answer) error {
+	if a.OK() {
+		return nil
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
+	_ = json.Unmarshal(a.Body, &e)
+	ae := &APIError{Status: a.Status, Code: e.Code, Message: a.Message(e.Message)}
+	switch {
+	case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Code == 16 || ae.Code == 7:
+		return &backends.CredentialsError{Msg: ae.Message, Fields: [][]string{field}}
+	case ae.Status < 500 && ae.Status != http.StatusTooManyRequests && (ae.Code == 9 || capacityError.MatchString(ae.Message)):
+		return &backends.NoCapacityError{Msg: "CUDO: " + ae.Message}
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("User-Agent", backends.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	shown := method + " " + backends.ShowURL(c.base+path)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("CUDO API %s: %w", shown, backends.Redact(err, []string{c.key}))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("CUDO API %s: %w", shown, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(data, &e)
-		ae := &APIError{Status: resp.StatusCode, Code: e.Code, Message: backends.RedactString(e.Message, []string{c.key})}
-		if ae.Message == "" {
-			ae.Message = backends.ProviderMessage(data, c.key)
-		}
-		switch {
-		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Code == 16 || ae.Code == 7:
-			return &backends.CredentialsError{Msg: ae.Message, Fields: [][]string{field}}
-		case ae.Status < 500 && ae.Status != http.StatusTooManyRequests && (ae.Code == 9 || capacityError.MatchString(ae.Message)):
-			return &backends.NoCapacityError{Msg: "CUDO: " + ae.Message}
-		}
-		return ae
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("CUDO API %s: %w", shown, err)
-		}
-	}
-	return nil
+	return ae
 }
 
 type compute struct{ c *client }
@@ -189,7 +148,7 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := c.c.do(ctx, http.MethodPost, c.projectPath()+"/vm", req, &out); err != nil {
+	if err := c.c.rest.Do(ctx, http.MethodPost, c.projectPath()+"/vm", req, &out); err != nil {
 		return nil, err
 	}
 	if out.ID == "" {
@@ -220,7 +179,7 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 			Internal string `json:"internalIpAddress"`
 		} `json:"VM"`
 	}
-	err := c.c.do(ctx, http.MethodGet, c.projectPath()+"/vms/"+url.PathEscape(pd.InstanceID), nil, &out)
+	err := c.c.rest.Do(ctx, http.MethodGet, c.projectPath()+"/vms/"+url.PathEscape(pd.InstanceID), nil, &out)
 	if isNotFound(err) {
 		return &backends.ProvisioningError{Msg: "CUDO VM " + pd.InstanceID + " no longer exists"}
 	}
@@ -244,7 +203,7 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 }
 
 func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, backendData string) error {
-	err := c.c.do(ctx, http.MethodPost, c.projectPath()+"/vms/"+url.PathEscape(instanceID)+"/terminate", map[string]any{}, nil)
+	err := c.c.rest.Do(ctx, http.MethodPost, c.projectPath()+"/vms/"+url.PathEscape(instanceID)+"/terminate", map[string]any{}, nil)
 	if err == nil || isNotFound(err) {
 		return nil
 	}
@@ -317,7 +276,7 @@ func (s *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 	var out struct {
 		MachineTypes []machineType `json:"machineTypes"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/vms/machine-types-2", nil, &out); err != nil {
+	if err := c.rest.Do(ctx, http.MethodGet, "/vms/machine-types-2", nil, &out); err != nil {
 		return nil, err
 	}
 	var csv strings.Builder
@@ -376,21 +335,6 @@ func (s *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		return nil, fmt.Errorf("CUDO offers: %w", err)
 	}
 	cc := offers.DefaultCatalogConfig(typ)
-	cc.Regions = regionsOf(s.cfg)
+	cc.Regions = s.cfg.Strings("regions")
 	return offers.NewCatalogSource(typ, catalog.NewSnapshot(table), cc).Offers(ctx, req)
-}
-
-func regionsOf(cfg backends.Config) []string {
-	var out []string
-	switch list := cfg.Values["regions"].(type) {
-	case []any:
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				out = append(out, s)
-			}
-		}
-	case []string:
-		out = list
-	}
-	return out
 }

@@ -1,12 +1,10 @@
 package datacrunch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -52,26 +50,9 @@ const minDiskGB = 50
 
 var capacityError = regexp.MustCompile(`(?i)not enough|insufficient|no capacity|out of stock|not available|unavailable`)
 
-// APIError is an answer of the DataCrunch API that is not a success.
-type APIError struct {
-	Status        int
-	Code, Message string
-}
-
-func (e *APIError) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	if e.Code != "" {
-		return fmt.Sprintf("DataCrunch API: HTTP %d %s: %s", e.Status, e.Code, msg)
-	}
-	return fmt.Sprintf("DataCrunch API: HTTP %d: %s", e.Status, msg)
-}
-
 type client struct {
-	base, id, secret string
-	hc               *http.Client
+	rest       backends.RESTClient
+	id, secret string
 
 	mu      sync.Mutex
 	token   string
@@ -83,60 +64,35 @@ func newClient(cfg backends.Config) (*client, error) {
 	if id == "" || secret == "" {
 		return nil, &backends.CredentialsError{Msg: "no client id or secret", Fields: fields}
 	}
-	return &client{base: backends.APIURL(typ, defaultURL), id: id, secret: secret, hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{id: id, secret: secret, rest: backends.RESTClient{
+		Provider: "DataCrunch",
+		Base:     backends.APIURL(typ, defaultURL),
+		Secrets:  []string{id, secret},
+		Check:    checkAnswer,
+	}}, nil
 }
 
-func (c *client) secrets() []string { return []string{c.id, c.secret} }
+// checkAnswer maps an answer other than 2xx ({"code", "message"}) to a *backends.APIError; what it
+// means is the caller's (getToken, do).
+func checkAnswer(a *backends.Answer) error {
+	if a.OK() {
+		return nil
+	}
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(a.Body, &e)
+	return a.APIError(e.Code, e.Message)
+}
 
-// send makes one request; raw answers 2xx bodies as is.
+// send makes one request with token (none when empty) and answers 2xx bodies as is.
 func (c *client) send(ctx context.Context, method, path, token string, in any) ([]byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
+	rest := c.rest
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		rest.Auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
 	}
-	req.Header.Set("User-Agent", backends.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	shown := method + " " + backends.ShowURL(c.base+path)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("DataCrunch API %s: %w", shown, backends.Redact(err, c.secrets()))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("DataCrunch API %s: %w", shown, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(data, &e)
-		ae := &APIError{Status: resp.StatusCode, Code: e.Code, Message: backends.RedactString(e.Message, c.secrets())}
-		if ae.Message == "" {
-			ae.Message = backends.ProviderMessage(data, c.secrets()...)
-		}
-		return nil, ae
-	}
-	return data, nil
+	return rest.Call(ctx, method, path, in)
 }
 
 func (c *client) getToken(ctx context.Context, renew bool) (string, error) {
@@ -147,7 +103,7 @@ func (c *client) getToken(ctx context.Context, renew bool) (string, error) {
 	}
 	data, err := c.send(ctx, http.MethodPost, "/oauth2/token", "", map[string]string{
 		"grant_type": "client_credentials", "client_id": c.id, "client_secret": c.secret})
-	var ae *APIError
+	var ae *backends.APIError
 	if errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden ||
 		ae.Status == http.StatusBadRequest && refusal(ae.Code, "", ae.Message)) {
 		return "", &backends.CredentialsError{Msg: ae.Message, Fields: fields}
@@ -169,11 +125,8 @@ func (c *client) getToken(ctx context.Context, renew bool) (string, error) {
 
 // do calls the API with a token (renewed once if refused); out receives the JSON answer.
 func (c *client) do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
 	var data []byte
 	for attempt := 0; ; attempt++ {
 		tok, err := c.getToken(ctx, attempt > 0)
@@ -181,7 +134,7 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) ([]by
 			return nil, err
 		}
 		data, err = c.send(ctx, method, path, tok, in)
-		var ae *APIError
+		var ae *backends.APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && attempt == 0 {
 			continue
 		}
@@ -309,7 +262,7 @@ func (c *compute) deleteExtras(ctx context.Context, bd backendData) {
 }
 
 func isNotFound(err error) bool {
-	var ae *APIError
+	var ae *backends.APIError
 	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == "not_found")
 }
 
@@ -357,23 +310,8 @@ type liveOffers struct {
 
 func newOffers(cfg backends.Config, tables offers.Tables) offers.Source {
 	cc := offers.DefaultCatalogConfig(typ)
-	cc.Regions = regionsOf(cfg)
+	cc.Regions = cfg.Strings("regions")
 	return &liveOffers{cfg: cfg, catalog: offers.NewCatalogSource(typ, tables, cc)}
-}
-
-func regionsOf(cfg backends.Config) []string {
-	var out []string
-	switch list := cfg.Values["regions"].(type) {
-	case []any:
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				out = append(out, s)
-			}
-		}
-	case []string:
-		out = list
-	}
-	return out
 }
 
 func (s *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]offers.Offer, error) {

@@ -1,14 +1,12 @@
 package lambda
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,7 +29,8 @@ import (
 //
 // Errors: instance-operations/launch/insufficient-capacity is a *backends.NoCapacityError; 401/403
 // (global/invalid-api-key) a *backends.CredentialsError; 404 (global/object-does-not-exist) on
-// terminate is success; everything else (429, 5xx, timeouts) is an *APIError or a transport error.
+// terminate is success; everything else (429, 5xx, timeouts) is a *backends.APIError or a transport
+// error.
 
 // Username is the SSH user of Lambda's stock image.
 const Username = "ubuntu"
@@ -41,87 +40,42 @@ const maxName = 64
 
 var field = []string{"creds", "api_key"}
 
-// APIError is an answer of the Lambda API that is not a success.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *APIError) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	if e.Code != "" {
-		return fmt.Sprintf("Lambda API: HTTP %d %s: %s", e.Status, e.Code, msg)
-	}
-	return fmt.Sprintf("Lambda API: HTTP %d: %s", e.Status, msg)
-}
-
-type client struct {
-	base, key string
-	hc        *http.Client
-}
+type client struct{ rest backends.RESTClient }
 
 func newClient(cfg backends.Config) (*client, error) {
 	key := cfg.String("creds", "api_key")
 	if key == "" {
 		return nil, &backends.CredentialsError{Msg: "no API key", Fields: [][]string{field}}
 	}
-	return &client{base: backends.APIURL(typ, defaultURL), key: key, hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{rest: backends.RESTClient{
+		Provider: "Lambda",
+		Base:     backends.APIURL(typ, defaultURL),
+		Auth:     func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
+		Secrets:  []string{key},
+		Check:    checkAnswer,
+	}}, nil
+}
+
+// checkAnswer maps an answer other than 2xx ({"error": {"code", "message"}}) to its error.
+func checkAnswer(a *backends.Answer) error {
+	if a.OK() {
+		return nil
+	}
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(a.Body, &e)
+	return mapError(a.APIError(e.Error.Code, e.Error.Message))
 }
 
 // do sends one call; out, when not nil, receives the answer's `data`.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
+	data, err := c.rest.Call(ctx, method, path, in)
+	if err != nil || out == nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("User-Agent", backends.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("Lambda API %s %s: %w", method, path, backends.Redact(err, []string{c.key}))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("Lambda API %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		_ = json.Unmarshal(data, &e)
-		ae := &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: backends.RedactString(e.Error.Message, []string{c.key})}
-		if ae.Message == "" {
-			ae.Message = backends.ProviderMessage(data, c.key)
-		}
-		return mapError(ae)
-	}
-	if out == nil {
-		return nil
 	}
 	var env struct {
 		Data json.RawMessage `json:"data"`
@@ -135,7 +89,7 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func mapError(e *APIError) error {
+func mapError(e *backends.APIError) error {
 	switch {
 	case e.Code == "instance-operations/launch/insufficient-capacity":
 		return &backends.NoCapacityError{Msg: "Lambda: " + e.Message}
@@ -150,7 +104,7 @@ func mapError(e *APIError) error {
 }
 
 func isNotFound(err error) bool {
-	var ae *APIError
+	var ae *backends.APIError
 	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == "global/object-does-not-exist")
 }
 
@@ -327,24 +281,8 @@ type liveOffers struct {
 
 func newOffers(cfg backends.Config, tables offers.Tables) offers.Source {
 	cc := offers.DefaultCatalogConfig(typ)
-	cc.Regions = regionsOf(cfg)
+	cc.Regions = cfg.Strings("regions")
 	return &liveOffers{cfg: cfg, catalog: offers.NewCatalogSource(typ, tables, cc)}
-}
-
-func regionsOf(cfg backends.Config) []string {
-	list, _ := cfg.Values["regions"].([]any)
-	var out []string
-	for _, v := range list {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
-		}
-	}
-	if list == nil {
-		if ss, ok := cfg.Values["regions"].([]string); ok {
-			out = ss
-		}
-	}
-	return out
 }
 
 // Capacity returns, per instance type, the regions where Lambda has capacity now.

@@ -1,14 +1,11 @@
 package runpod
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -65,89 +62,74 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("RunPod API: HTTP %d: %s", e.Status, strings.Join(e.Messages, "; "))
 }
 
-type client struct {
-	url, key string
-	hc       *http.Client
-}
+type client struct{ rest backends.RESTClient }
 
 func newClient(cfg backends.Config) (*client, error) {
 	key := cfg.String("creds", "api_key")
 	if key == "" {
 		return nil, &backends.CredentialsError{Msg: "no API key", Fields: [][]string{field}}
 	}
-	return &client{url: backends.APIURL(typ, defaultURL), key: key, hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{rest: backends.RESTClient{
+		Provider: "RunPod",
+		Base:     backends.APIURL(typ, defaultURL),
+		Auth: func(r *http.Request) {
+			q := r.URL.Query()
+			q.Set("api_key", key)
+			r.URL.RawQuery = q.Encode()
+		},
+		Secrets: []string{key},
+		Check:   checkAnswer,
+	}}, nil
 }
 
 // do runs one GraphQL operation; out receives `data`.
 func (c *client) do(ctx context.Context, query string, vars map[string]any, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	if err != nil {
-		return err
-	}
-	u, err := url.Parse(c.url)
-	if err != nil {
-		return fmt.Errorf("RunPod API URL: %w", err)
-	}
-	q := u.Query()
-	q.Set("api_key", c.key)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return backends.Redact(err, []string{c.key})
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", backends.UserAgent)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("RunPod API at %s: %w", backends.ShowURL(c.url), backends.Redact(err, []string{c.key}))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("RunPod API at %s: %w", backends.ShowURL(c.url), backends.Redact(err, []string{c.key}))
-	}
 	var res struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []struct {
-			Message string `json:"message"`
-		} `json:"errors"`
+		Data json.RawMessage `json:"data"`
 	}
-	jsonErr := json.Unmarshal(data, &res)
-	ae := &APIError{Status: resp.StatusCode}
-	for _, e := range res.Errors {
-		ae.Messages = append(ae.Messages, backends.RedactString(e.Message, []string{c.key}))
-	}
-	if len(ae.Messages) == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299) {
-		if m := backends.ProviderMessage(data, c.key); m != "" {
-			ae.Messages = []string{m}
-		}
-	}
-	joined := strings.Join(ae.Messages, "\n")
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden,
-		len(ae.Messages) > 0 && resp.StatusCode < 500 && authError.MatchString(joined) && !capacityError.MatchString(joined):
-		msg := joined
-		if msg == "" {
-			msg = fmt.Sprintf("RunPod answered HTTP %d", resp.StatusCode)
-		}
-		return &backends.CredentialsError{Msg: msg, Fields: [][]string{field}}
-	case capacityError.MatchString(joined) && resp.StatusCode < 500:
-		return &backends.NoCapacityError{Msg: "RunPod: " + joined}
-	case len(ae.Messages) > 0 || resp.StatusCode < 200 || resp.StatusCode > 299:
-		return ae
-	case jsonErr != nil:
-		return fmt.Errorf("RunPod API at %s: the answer is not a GraphQL response", backends.ShowURL(c.url))
+	if err := c.rest.Do(ctx, http.MethodPost, "", map[string]any{"query": query, "variables": vars}, &res); err != nil {
+		return err
 	}
 	if out != nil {
 		if err := json.Unmarshal(res.Data, out); err != nil {
 			return fmt.Errorf("RunPod API: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkAnswer maps an HTTP error or GraphQL errors to the call's error.
+func checkAnswer(a *backends.Answer) error {
+	var res struct {
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	jsonErr := json.Unmarshal(a.Body, &res)
+	ae := &APIError{Status: a.Status}
+	for _, e := range res.Errors {
+		ae.Messages = append(ae.Messages, a.Redact(e.Message))
+	}
+	if len(ae.Messages) == 0 && !a.OK() {
+		if m := a.Message(""); m != "" {
+			ae.Messages = []string{m}
+		}
+	}
+	joined := strings.Join(ae.Messages, "\n")
+	switch {
+	case a.Status == http.StatusUnauthorized || a.Status == http.StatusForbidden,
+		len(ae.Messages) > 0 && a.Status < 500 && authError.MatchString(joined) && !capacityError.MatchString(joined):
+		msg := joined
+		if msg == "" {
+			msg = fmt.Sprintf("RunPod answered HTTP %d", a.Status)
+		}
+		return &backends.CredentialsError{Msg: msg, Fields: [][]string{field}}
+	case capacityError.MatchString(joined) && a.Status < 500:
+		return &backends.NoCapacityError{Msg: "RunPod: " + joined}
+	case len(ae.Messages) > 0 || !a.OK():
+		return ae
+	case jsonErr != nil:
+		return fmt.Errorf("%s: the answer is not a GraphQL response", a.Where)
 	}
 	return nil
 }

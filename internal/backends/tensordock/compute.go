@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -51,23 +50,9 @@ var (
 	goneError     = regexp.MustCompile(`(?i)no virtual machine|not found|does not exist`)
 )
 
-// APIError is an answer of the TensorDock API that is not a success.
-type APIError struct {
-	Status int
-	Msg    string
-}
-
-func (e *APIError) Error() string {
-	msg := e.Msg
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	return fmt.Sprintf("TensorDock API: HTTP %d: %s", e.Status, msg)
-}
-
 type client struct {
-	base, key, token string
-	hc               *http.Client
+	rest       backends.RESTClient
+	key, token string
 }
 
 func newClient(cfg backends.Config) (*client, error) {
@@ -75,74 +60,55 @@ func newClient(cfg backends.Config) (*client, error) {
 	if key == "" || token == "" {
 		return nil, &backends.CredentialsError{Msg: "no API key or token", Fields: fields}
 	}
-	return &client{base: backends.APIURL(typ, defaultURL), key: key, token: token, hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{key: key, token: token, rest: backends.RESTClient{
+		Provider: "TensorDock",
+		Base:     backends.APIURL(typ, defaultURL),
+		Secrets:  []string{key, token},
+		Check:    checkAnswer,
+	}}, nil
 }
 
-// do sends a request (a form with the credentials when form is not nil) and decodes a successful
-// answer into out.
-func (c *client) do(ctx context.Context, method, path string, form url.Values, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
-	secrets := []string{c.key, c.token}
-	var body io.Reader
-	if form != nil {
-		form.Set("api_key", c.key)
-		form.Set("api_token", c.token)
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", backends.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	shown := method + " " + backends.ShowURL(c.base+path)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("TensorDock API %s: %w", shown, backends.Redact(err, secrets))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("TensorDock API %s: %w", shown, err)
-	}
+// checkAnswer maps an answer to its error: a status other than 2xx, or {"success": false, "error"}
+// with HTTP 200.
+func checkAnswer(a *backends.Answer) error {
 	var res struct {
 		Success *bool  `json:"success"`
 		Error   string `json:"error"`
 	}
-	jsonErr := json.Unmarshal(data, &res)
-	msg := backends.RedactString(res.Error, secrets)
-	if msg == "" {
-		msg = backends.ProviderMessage(data, secrets...)
-	}
+	jsonErr := json.Unmarshal(a.Body, &res)
+	msg := a.Message(res.Error)
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case a.Status == http.StatusUnauthorized || a.Status == http.StatusForbidden:
 		return &backends.CredentialsError{Msg: msg, Fields: fields}
-	case resp.StatusCode >= 300 || resp.StatusCode < 200:
-		return &APIError{Status: resp.StatusCode, Msg: msg}
+	case !a.OK():
+		return a.APIError("", res.Error)
 	case jsonErr != nil || res.Success == nil:
-		return fmt.Errorf("TensorDock API %s: the answer has no `success`", shown)
+		return fmt.Errorf("%s: the answer has no `success`", a.Where)
 	case !*res.Success && authError.MatchString(msg) && !capacityError.MatchString(msg):
 		return &backends.CredentialsError{Msg: msg, Fields: fields}
 	case !*res.Success && capacityError.MatchString(msg):
 		return &backends.NoCapacityError{Msg: "TensorDock: " + msg}
 	case !*res.Success:
-		return &APIError{Status: resp.StatusCode, Msg: msg}
+		return a.APIError("", res.Error)
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("TensorDock API %s: %w", shown, err)
-		}
+	return nil
+}
+
+// do sends a request (a form with the credentials when form is not nil) and decodes a successful
+// answer into out.
+func (c *client) do(ctx context.Context, method, path string, form url.Values, out any) error {
+	var body []byte
+	if form != nil {
+		form.Set("api_key", c.key)
+		form.Set("api_token", c.token)
+		body = []byte(form.Encode())
+	}
+	data, err := c.rest.Send(ctx, method, path, body, "application/x-www-form-urlencoded")
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("TensorDock API %s %s: %w", method, backends.ShowURL(c.rest.Base+path), err)
 	}
 	return nil
 }
@@ -291,8 +257,8 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 		} `json:"virtualmachines"`
 	}
 	err := c.c.do(ctx, http.MethodPost, "/client/get/single", url.Values{"server": {pd.InstanceID}}, &out)
-	var ae *APIError
-	if errors.As(err, &ae) && goneError.MatchString(ae.Msg) {
+	var ae *backends.APIError
+	if errors.As(err, &ae) && goneError.MatchString(ae.Message) {
 		return &backends.ProvisioningError{Msg: "TensorDock VM " + pd.InstanceID + " no longer exists"}
 	}
 	if err != nil {
@@ -324,8 +290,8 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 
 func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, backendData string) error {
 	err := c.c.do(ctx, http.MethodPost, "/client/delete/single", url.Values{"server": {instanceID}}, nil)
-	var ae *APIError
-	if err == nil || errors.As(err, &ae) && ae.Status < 500 && goneError.MatchString(ae.Msg) {
+	var ae *backends.APIError
+	if err == nil || errors.As(err, &ae) && ae.Status < 500 && goneError.MatchString(ae.Message) {
 		return nil
 	}
 	return err

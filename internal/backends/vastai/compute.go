@@ -1,12 +1,10 @@
 package vastai
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -42,108 +40,58 @@ var field = []string{"creds", "api_key"}
 // Username is the SSH user of dstack-runner's SSH server in the container.
 const Username = "root"
 
-// APIError is an answer of the Vast.ai API that is not a success.
-type APIError struct {
-	Status    int
-	Code, Msg string
-}
-
-func (e *APIError) Error() string {
-	msg := e.Msg
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	if e.Code != "" {
-		return fmt.Sprintf("Vast.ai API: HTTP %d %s: %s", e.Status, e.Code, msg)
-	}
-	return fmt.Sprintf("Vast.ai API: HTTP %d: %s", e.Status, msg)
-}
-
-type client struct {
-	base, key string
-	hc        *http.Client
-}
+type client struct{ rest backends.RESTClient }
 
 func newClient(cfg backends.Config) (*client, error) {
 	key := cfg.String("creds", "api_key")
 	if key == "" {
 		return nil, &backends.CredentialsError{Msg: "no API key", Fields: [][]string{field}}
 	}
-	return &client{base: backends.APIURL(typ, defaultURL), key: key, hc: &http.Client{Transport: backends.ProbeTransport}}, nil
+	return &client{rest: backends.RESTClient{
+		Provider: "Vast.ai",
+		Base:     backends.APIURL(typ, defaultURL),
+		Auth: func(r *http.Request) {
+			q := r.URL.Query()
+			q.Set("api_key", key)
+			r.URL.RawQuery = q.Encode()
+			r.Header.Set("Authorization", "Bearer "+key)
+		},
+		Secrets: []string{key},
+		Check:   checkAnswer,
+		MaxBody: 16 << 20,
+	}}, nil
 }
 
-func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
-	q := url.Values{}
-	for k, v := range query {
-		q[k] = v
-	}
-	q.Set("api_key", c.key)
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path+"?"+q.Encode(), body)
-	if err != nil {
-		return backends.Redact(err, []string{c.key})
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("User-Agent", backends.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	shown := method + " " + backends.ShowURL(c.base+path)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("Vast.ai API %s: %w", shown, backends.Redact(unwrap(err), []string{c.key}))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("Vast.ai API %s: %w", shown, backends.Redact(err, []string{c.key}))
-	}
+// checkAnswer maps an answer other than 2xx, or {"success": false, "error", "msg"}, to its error.
+func checkAnswer(a *backends.Answer) error {
 	var e struct {
 		Success *bool  `json:"success"`
 		Error   string `json:"error"`
 		Msg     string `json:"msg"`
 	}
-	_ = json.Unmarshal(data, &e)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 || e.Success != nil && !*e.Success {
-		ae := &APIError{Status: resp.StatusCode, Code: e.Error, Msg: backends.RedactString(e.Msg, []string{c.key})}
-		if ae.Msg == "" && ae.Code == "" {
-			ae.Msg = backends.ProviderMessage(data, c.key)
-		}
-		switch {
-		case ae.Code == "no_such_ask" || strings.Contains(strings.ToLower(ae.Msg), "no longer available"):
-			return &backends.NoCapacityError{Msg: "Vast.ai: " + ae.Msg}
-		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Code == "invalid_user_key":
-			return &backends.CredentialsError{Msg: ae.Msg, Fields: [][]string{field}}
-		}
-		return ae
+	_ = json.Unmarshal(a.Body, &e)
+	if a.OK() && (e.Success == nil || *e.Success) {
+		return nil
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("Vast.ai API %s: %w", shown, err)
-		}
+	ae := a.APIError(e.Error, e.Msg)
+	if e.Msg == "" && ae.Code != "" {
+		ae.Message = "" // the code says it all
 	}
-	return nil
+	switch {
+	case ae.Code == "no_such_ask" || strings.Contains(strings.ToLower(ae.Message), "no longer available"):
+		return &backends.NoCapacityError{Msg: "Vast.ai: " + ae.Message}
+	case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Code == "invalid_user_key":
+		return &backends.CredentialsError{Msg: ae.Message, Fields: [][]string{field}}
+	}
+	return ae
 }
 
-func unwrap(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// do sends one call with query (and the key) in the query string.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	if len(query) > 0 {
+		path += "?" + query.Encode()
 	}
-	return err
+	return c.rest.Do(ctx, method, path, in, out)
 }
 
 type compute struct{ c *client }
@@ -231,7 +179,7 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 
 func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, backendData string) error {
 	err := c.c.do(ctx, http.MethodDelete, "/instances/"+instanceID+"/", nil, nil, nil)
-	var ae *APIError
+	var ae *backends.APIError
 	if err == nil || errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == "no_such_instance") {
 		return nil
 	}

@@ -45,20 +45,6 @@ const Username = "root"
 
 var capacityError = regexp.MustCompile(`(?i)not available|out of stock|sold out|insufficient|no capacity|unavailable`)
 
-// APIError is an answer of the Vultr API that is not a success.
-type APIError struct {
-	Status int
-	Msg    string
-}
-
-func (e *APIError) Error() string {
-	msg := e.Msg
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	return fmt.Sprintf("Vultr API: HTTP %d: %s", e.Status, msg)
-}
-
 // call runs fn with a fresh SDK client and maps the outcome: the SDK's errors carry neither status
 // nor body, so a transport keeps them.
 func call(ctx context.Context, cfg backends.Config, fn func(ctx context.Context, c *govultr.Client) error) error {
@@ -67,20 +53,13 @@ func call(ctx context.Context, cfg backends.Config, fn func(ctx context.Context,
 		return &backends.CredentialsError{Msg: "no API key", Fields: [][]string{field}}
 	}
 	secrets := []string{key}
-	tr := &transport{key: key, base: backends.ProbeTransport}
-	client := govultr.NewClient(&http.Client{Transport: tr})
-	client.SetUserAgent(backends.UserAgent)
-	client.SetRetryLimit(0)
-	base := backends.APIURL(typ, defaultURL)
-	if err := client.SetBaseURL(base); err != nil {
-		return &backends.ProviderError{Provider: provider, URL: backends.ShowURL(base), Err: err}
+	client, tr, err := newSDK(key)
+	if err != nil {
+		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
-	err := fn(ctx, client)
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
+	err = fn(ctx, client)
 	status, body := tr.result()
 	msg := backends.ProviderMessage(body, secrets...)
 	switch {
@@ -88,7 +67,7 @@ func call(ctx context.Context, cfg backends.Config, fn func(ctx context.Context,
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		return fmt.Errorf("Vultr API at %s: %w", backends.ShowURL(base), backends.Redact(err, secrets))
+		return fmt.Errorf("Vultr API at %s: %w", backends.ShowURL(client.BaseURL.String()), backends.Redact(err, secrets))
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		if msg == "" {
 			msg = fmt.Sprintf("Vultr answered HTTP %d %s", status, http.StatusText(status))
@@ -98,7 +77,7 @@ func call(ctx context.Context, cfg backends.Config, fn func(ctx context.Context,
 		if status < 500 && status != http.StatusTooManyRequests && capacityError.MatchString(msg) {
 			return &backends.NoCapacityError{Msg: "Vultr: " + msg}
 		}
-		return &APIError{Status: status, Msg: msg}
+		return &backends.APIError{Provider: provider, Status: status, Message: msg}
 	case err != nil:
 		return fmt.Errorf("Vultr API: %w", backends.Redact(err, secrets))
 	}
@@ -184,7 +163,7 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 		}
 		return err
 	})
-	var ae *APIError
+	var ae *backends.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return &backends.ProvisioningError{Msg: "Vultr instance " + pd.InstanceID + " no longer exists"}
 	}
@@ -208,7 +187,7 @@ func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, bac
 		}
 		return client.Instance.Delete(ctx, instanceID)
 	})
-	var ae *APIError
+	var ae *backends.APIError
 	if err == nil || errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return nil
 	}
@@ -318,21 +297,6 @@ func (s *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		return nil, fmt.Errorf("Vultr offers: %w", err)
 	}
 	cc := offers.DefaultCatalogConfig(typ)
-	cc.Regions = regionsOf(s.cfg)
+	cc.Regions = s.cfg.Strings("regions")
 	return offers.NewCatalogSource(typ, catalog.NewSnapshot(table), cc).Offers(ctx, req)
-}
-
-func regionsOf(cfg backends.Config) []string {
-	var out []string
-	switch list := cfg.Values["regions"].(type) {
-	case []any:
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				out = append(out, s)
-			}
-		}
-	case []string:
-		out = list
-	}
-	return out
 }

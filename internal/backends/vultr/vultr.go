@@ -53,25 +53,18 @@ var field = []string{"creds", "api_key"}
 func check(ctx context.Context, cfg backends.Config) error {
 	key := cfg.String("creds", "api_key")
 	secrets := []string{key}
-	tr := &transport{key: key, base: backends.ProbeTransport}
-	client := govultr.NewClient(&http.Client{Transport: tr})
-	client.SetUserAgent(backends.UserAgent)
-	client.SetRetryLimit(0)
-	base := backends.APIURL(typ, defaultURL)
-	if err := client.SetBaseURL(base); err != nil {
-		return &backends.ProviderError{Provider: provider, URL: backends.ShowURL(base), Err: backends.Redact(err, secrets)}
+	client, tr, err := newSDK(key)
+	if err != nil {
+		return err
 	}
-	shown := backends.ShowURL(base)
+	shown := backends.ShowURL(client.BaseURL.String())
 	if u, err := client.BaseURL.Parse("/v2/ssh-keys"); err == nil {
 		shown = backends.ShowURL(u.String())
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
 
-	_, _, _, err := client.SSHKey.List(ctx, &govultr.ListOptions{PerPage: 1})
+	_, _, _, err = client.SSHKey.List(ctx, &govultr.ListOptions{PerPage: 1})
 	status, body := tr.result()
 	msg := backends.ProviderMessage(body, secrets...)
 	switch {
@@ -96,6 +89,20 @@ func check(ctx context.Context, cfg backends.Config) error {
 		return &backends.ProviderError{Provider: provider, URL: shown, Status: status, Msg: msg}
 	}
 	return nil
+}
+
+// newSDK is a govultr client for key at DSTACK_VULTR_API_URL, without retries; its transport keeps
+// the last answer.
+func newSDK(key string) (*govultr.Client, *transport, error) {
+	tr := &transport{key: key, base: backends.ProbeTransport}
+	client := govultr.NewClient(&http.Client{Transport: tr})
+	client.SetUserAgent(backends.UserAgent)
+	client.SetRetryLimit(0)
+	base := backends.APIURL(typ, defaultURL)
+	if err := client.SetBaseURL(base); err != nil {
+		return nil, nil, &backends.ProviderError{Provider: provider, URL: backends.ShowURL(base), Err: backends.Redact(err, []string{key})}
+	}
+	return client, tr, nil
 }
 
 // transport signs requests with the token and keeps the status (and, for errors, the body) of the last
