@@ -11,6 +11,7 @@ import (
 
 	"github.com/dstackgo/dstack/internal/backends/fake"
 	"github.com/dstackgo/dstack/internal/config"
+	"github.com/dstackgo/dstack/internal/schema"
 	"github.com/dstackgo/dstack/internal/testutil"
 )
 
@@ -90,9 +91,11 @@ func TestBackendYAMLErrors(t *testing.T) {
 // a project admin may not, so that project admins cannot read the server's disk.
 func TestFileReferencesThroughAPI(t *testing.T) {
 	e := newEnv(t)
+	neb := fake.UseNebius(t)
 	key := filepath.Join(t.TempDir(), "key.pem")
-	os.WriteFile(key, []byte("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"), 0o600)
-	yml := fmt.Sprintf("type: nebius\ncreds:\n  type: service_account\n  service_account_id: sa\n  public_key_id: pk\n  private_key_file: %s\n", key)
+	os.WriteFile(key, []byte(neb.Good.String("creds", "private_key_content")), 0o600)
+	yml := fmt.Sprintf("type: nebius\ncreds:\n  type: service_account\n  service_account_id: %s\n  public_key_id: %s\n  private_key_file: %s\n",
+		fake.NebiusServiceAccountID, fake.NebiusPublicKeyID, key)
 	code, out := e.call("padmin", "/api/project/main/backends/create_yaml", map[string]any{"config_yaml": yml})
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out), "does not read files") {
 		t.Fatalf("project admin naming a server file: %d %v", code, out)
@@ -111,22 +114,57 @@ func TestSeedNebiusSnippets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The credential check runs against the Nebius fake, which learns the snippets' account and key
+	// ids and projects; the snippets' PEM text (shortened with [...] in the document) is replaced by a
+	// real key of that account.
+	neb := fake.UseNebius(t)
+	pem := neb.Good.String("creds", "private_key_content")
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	os.MkdirAll(filepath.Join(home, "path", "to"), 0o700)
-	os.WriteFile(filepath.Join(home, "path", "to", "key.pem"), []byte("PEM"), 0o600)
+	os.WriteFile(filepath.Join(home, "path", "to", "key.pem"), []byte(pem), 0o600)
 	found := 0
 	for _, b := range testutil.YAMLBlocks(string(md)) {
 		if !strings.HasPrefix(b.Text, "type: nebius") {
 			continue
 		}
 		found++
+		cfg, issues := schema.ParseYAML("snippet", []byte(b.Text))
+		if issues != nil {
+			t.Fatal(issues)
+		}
+		creds := cfg.Value.(map[string]any)["creds"].(map[string]any)
+		neb.AddKey(creds["service_account_id"].(string), creds["public_key_id"].(string), neb.GoodPublicKey())
+		var projects []fake.NebiusProject
+		for i, p := range listOf(cfg.Value.(map[string]any)["projects"]) {
+			projects = append(projects, fake.NebiusProject{ID: p, Name: "team", Region: []string{"eu-north1", "eu-west1"}[i%2]})
+		}
+		if projects != nil {
+			neb.SetProjects(projects...)
+		}
+		text := b.Text
+		if i := strings.Index(text, "    -----BEGIN"); i >= 0 {
+			end := strings.Index(text, "-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----\n")
+			text = text[:i] + "    " + strings.ReplaceAll(strings.TrimSpace(pem), "\n", "\n    ") + "\n" + text[end:]
+		}
 		e := newEnv(t)
-		e.must("admin", "/api/project/main/backends/create_yaml", map[string]any{"config_yaml": b.Text})
+		e.must("admin", "/api/project/main/backends/create_yaml", map[string]any{"config_yaml": text})
+		if p := e.must("admin", "/api/projects/main/get", nil).(map[string]any); !strings.Contains(fmt.Sprint(p["backends"]), "status:valid") {
+			t.Fatalf("snippet at line %d: %v", b.Line, p["backends"])
+		}
 	}
 	if found != 2 {
 		t.Fatalf("found %d nebius UI snippets, want 2", found)
 	}
+}
+
+func listOf(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, x := range l {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
 }
 
 func TestCreateBackendJSON(t *testing.T) {
