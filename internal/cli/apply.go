@@ -412,8 +412,12 @@ func printRunPlan(w io.Writer, plan *client.RunPlan, cf *configFile) {
 		if backend == "remote" {
 			backend = "ssh"
 		}
+		name := o.Instance.Name
+		if o.TotalBlocks > 1 {
+			name += fmt.Sprintf(" (%d/%d)", o.Blocks, o.TotalBlocks)
+		}
 		rows = append(rows, []string{fmt.Sprint(i + 1), fmt.Sprintf("%s (%s)", backend, o.Region), resourcesText(o.Instance.Resources),
-			o.Instance.Name, fmt.Sprintf("$%g", o.Price), o.Availability})
+			name, fmt.Sprintf("$%g", o.Price), o.Availability})
 	}
 	_ = printTable(w, []string{" #", "BACKEND", "RESOURCES", "INSTANCE TYPE", "PRICE", ""}, rows)
 	maxPrice := 0.0

@@ -47,6 +47,7 @@ func startServer(t *testing.T, jobImage string) {
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("DSTACK_AGENTS_DIR", testhost.AgentsDir(t))
 	t.Setenv("DSTACK_SERVER_DEFAULT_IMAGE", jobImage)
+	t.Setenv("DSTACK_SERVER_METRICS_INTERVAL_SECONDS", "0.2")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -118,6 +119,21 @@ func TestCLIFleetAndRuns(t *testing.T) {
 		t.Fatalf("detached apply: %d %s %s", code, out, errOut)
 	}
 	waitStatus(t, "sleeper", "running")
+	mdeadline := time.Now().Add(20 * time.Second)
+	for {
+		out, errOut, code := dstack(t, "metrics", "sleeper")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") {
+			t.Fatalf("metrics: %d %q %q", code, out, errOut)
+		}
+		if f := strings.Fields(lines[1]); f[0] == "sleeper" && f[1] == "running" && strings.HasSuffix(f[2], "%") && strings.Contains(f[3], "MB/") {
+			break
+		}
+		if time.Now().After(mdeadline) {
+			t.Fatalf("metrics: no sample in 20s:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if out, errOut, code := dstack(t, "stop", "sleeper", "-y"); code != 0 {
 		t.Fatalf("stop: %d %s %s", code, out, errOut)
 	}

@@ -50,6 +50,15 @@ func New(url, token string) *Client {
 // and decodes the response into out (nil discards it). Non-2xx answers become *APIError; failures to
 // connect become *ConnError.
 func (c *Client) Do(ctx context.Context, path string, in, out any) error {
+	return c.do(ctx, http.MethodPost, path, in, out)
+}
+
+// Get GETs path (with its query) and decodes the response into out, as Do does.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -58,13 +67,13 @@ func (c *Client) Do(ctx context.Context, path string, in, out any) error {
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
 	if err != nil {
 		return fmt.Errorf("invalid server URL %q: %w", c.BaseURL, err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
-	} else {
+	} else if method == http.MethodPost {
 		// http.NoBody with ContentLength 0 makes net/http send "Content-Length: 0" for a POST.
 		req.Body = http.NoBody
 		req.ContentLength = 0

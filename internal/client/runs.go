@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -176,6 +178,9 @@ type Offer struct {
 	Region       string       `json:"region"`
 	Price        float64      `json:"price"`
 	Availability string       `json:"availability"`
+	// Blocks of TotalBlocks: the share of a fleet instance split into blocks the job would take.
+	Blocks      int `json:"blocks"`
+	TotalBlocks int `json:"total_blocks"`
 }
 
 // LogEvent is one chunk of a job's output; Message is the raw bytes.
@@ -336,4 +341,27 @@ func (c *Client) SSHPrivateKey(ctx context.Context) (string, error) {
 		return "", errors.New("the server has no SSH key for this user")
 	}
 	return *u.SSHPrivateKey, nil
+}
+
+// Metric is one series of a job's metrics: values parallel to timestamps, latest first.
+type Metric struct {
+	Name       string    `json:"name"`
+	Timestamps []string  `json:"timestamps"`
+	Values     []float64 `json:"values"`
+}
+
+// JobMetrics is dstack's JobMetrics.
+type JobMetrics struct {
+	Metrics []Metric `json:"metrics"`
+}
+
+// GetJobMetrics returns the latest limit samples of a job of a run.
+func (c *Client) GetJobMetrics(ctx context.Context, project, run string, replica, job, limit int) (*JobMetrics, error) {
+	var out JobMetrics
+	path := fmt.Sprintf("/api/project/%s/metrics/job/%s?replica_num=%d&job_num=%d&limit=%d",
+		url.PathEscape(project), url.PathEscape(run), replica, job, limit)
+	if err := c.Get(ctx, path, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

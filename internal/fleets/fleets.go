@@ -47,6 +47,21 @@ type Service struct {
 	CloudTimeouts map[string]time.Duration
 	// TerminateRetry is how soon a failed termination call is tried again (default 10s).
 	TerminateRetry time.Duration
+	// TerminationDeadline is how long a provisioned instance may stay unreachable before a cloud
+	// instance is terminated (default DefaultTerminationDeadline); an SSH-fleet host is only marked
+	// unreachable, for ever if need be, and goes back to use once it answers again.
+	TerminationDeadline time.Duration
+}
+
+// DefaultTerminationDeadline is how long an instance may be unreachable before its job fails and a
+// cloud instance is terminated (dstack's 20 minutes; DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS).
+const DefaultTerminationDeadline = 20 * time.Minute
+
+func (s *Service) terminationDeadline() time.Duration {
+	if s.TerminationDeadline > 0 {
+		return s.TerminationDeadline
+	}
+	return DefaultTerminationDeadline
 }
 
 func (s *Service) log() *slog.Logger {

@@ -158,7 +158,11 @@ func (s *Service) ready(ctx context.Context, l store.Lease, inst *models.Instanc
 	if p := r.ProxyJump; p != nil {
 		jpd.SSHProxy = &models.SSHConnectionParams{Hostname: p.Host, Username: p.User, Port: p.Port}
 	}
-	if err := s.Store.SetInstanceReady(ctx, l, it, jpd, 1); err != nil {
+	blocks, err := TotalBlocks(r.Blocks, it.Resources)
+	if err != nil {
+		return &ProvisionError{Msg: err.Error()}
+	}
+	if err := s.Store.SetInstanceReady(ctx, l, it, jpd, blocks); err != nil {
 		return err
 	}
 	s.log().Info("host provisioned", "instance", inst.Name, "host", host, "cpus", it.Resources.CPUs,
@@ -196,7 +200,18 @@ func (s *Service) checkHealth(ctx context.Context, l store.Lease, inst *models.I
 		s.wake(store.TableJobs)
 	}
 	if err != nil {
-		return min(2*time.Second, s.healthInterval()), nil
+		since := time.Now()
+		if inst.Unreachable && inst.UnreachableSince != nil {
+			since = *inst.UnreachableSince
+		}
+		left := s.terminationDeadline() - time.Since(since)
+		if inst.Backend != models.BackendRemote && left <= 0 {
+			// A busy instance is terminated once its job has failed (the job pipeline fails it at
+			// the same deadline).
+			return s.startCloudTermination(ctx, l, inst, models.InstanceUnreachableReason,
+				"the instance has been unreachable for "+s.terminationDeadline().String())
+		}
+		return max(min(2*time.Second, s.healthInterval(), left), time.Millisecond), nil
 	}
 	return s.healthInterval(), nil
 }

@@ -254,6 +254,9 @@ type RemoteConnectionInfo struct {
 	InternalIP *string           `json:"internal_ip,omitempty"`
 	Network    *string           `json:"network,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
+	// Blocks is the number of blocks the host is split into: an int >= 1, or "auto" (one per GPU,
+	// or per CPU without GPUs); nil means 1.
+	Blocks any `json:"blocks,omitempty"`
 }
 
 // RemoteProxy is the jump host of a RemoteConnectionInfo.

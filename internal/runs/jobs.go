@@ -147,6 +147,7 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 	}
 	fleetNames := map[string]string{}
 	var candidates []*models.Instance
+	blocks := map[string]int{} // the blocks each candidate gives the job
 	var reasons []string
 	waiting, anyFleet := false, false
 	for _, inst := range insts {
@@ -181,12 +182,16 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		if fleets.IsContainer(inst) {
 			continue // a container backend's machine ran its one job
 		}
-		if why := Mismatch(inst, name, j.Spec.Requirements, spec.Configuration, params); why != "" {
+		k, why := BlocksFor(inst, name, j.Spec.Requirements, spec.Configuration, params)
+		if why != "" {
 			reasons = append(reasons, inst.Name+": "+why)
 			continue
 		}
-		if inst.Status == models.InstanceIdle && !inst.Unreachable {
+		shared := inst.TotalBlocks > 1
+		free := inst.Status == models.InstanceIdle || shared && inst.Status == models.InstanceBusy && inst.TotalBlocks-inst.BusyBlocks >= k
+		if free && !inst.Unreachable {
 			candidates = append(candidates, inst)
+			blocks[inst.ID] = k
 		} else {
 			waiting = true
 		}
@@ -203,14 +208,19 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		return ra.MemoryMiB - rb.MemoryMiB
 	})
 	for _, inst := range candidates {
-		ok, err := p.Store.ClaimInstance(ctx, inst.ID, j.ID)
+		shared, k := inst.TotalBlocks > 1, blocks[inst.ID]
+		var ok bool
+		if shared {
+			ok, err = p.Store.ClaimInstanceBlocks(ctx, inst.ID, k)
+		} else {
+			ok, err = p.Store.ClaimInstance(ctx, inst.ID, j.ID)
+		}
 		if err != nil {
 			return 0, err
 		}
 		if !ok {
 			continue // another job was faster
 		}
-		inst.Status, inst.JobID, inst.BusyBlocks = models.InstanceBusy, j.ID, inst.TotalBlocks // as claimed
 		p.inst = inst
 		j.InstanceID = inst.ID
 		if inst.JPD != nil {
@@ -218,10 +228,22 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 			j.JPD = &jpd
 		}
 		j.JRD = &models.JobRuntimeData{NetworkMode: agentapi.NetworkModeHost}
+		release := func() error { return p.Store.ReleaseInstance(context.WithoutCancel(ctx), inst.ID, j.ID) }
+		if shared {
+			// k of the instance's blocks: their share of its resources, in a container of its own
+			// network (the host's ports are shared with the other blocks' jobs).
+			inst.Status, inst.BusyBlocks = models.InstanceBusy, inst.BusyBlocks+k // as claimed
+			share := fleets.BlockShare(inst.InstanceType.Resources, k, inst.TotalBlocks)
+			cpu, mem, gpu := float64(share.CPUs), float64(share.MemoryMiB)/1024, len(share.Gpus)
+			j.JRD = &models.JobRuntimeData{NetworkMode: agentapi.NetworkModeBridge, CPU: &cpu, Memory: &mem, GPU: &gpu}
+			release = func() error { return p.Store.ReleaseInstanceBlocks(context.WithoutCancel(ctx), inst.ID, k) }
+		} else {
+			inst.Status, inst.JobID, inst.BusyBlocks = models.InstanceBusy, j.ID, inst.TotalBlocks // as claimed
+		}
 		j.Status, j.StatusMessage = models.JobProvisioning, models.JobProvisioning
 		if err := p.save(ctx); err != nil {
 			// The lease is gone: give the instance back for the replica that owns the job now.
-			_ = p.Store.ReleaseInstance(context.WithoutCancel(ctx), inst.ID, j.ID)
+			_ = release()
 			return 0, err
 		}
 		p.log().Info("job assigned", "job", j.JobName, "instance", inst.Name)
@@ -333,7 +355,7 @@ func (p *job) submitTask(ctx context.Context) (time.Duration, error) {
 		}
 		return 2 * time.Second, nil
 	}
-	if inst.Status != models.InstanceBusy || inst.JobID != j.ID {
+	if inst.Status != models.InstanceBusy || inst.TotalBlocks <= 1 && inst.JobID != j.ID {
 		reason, msg := models.JobInterruptedNoCapacity, "instance "+inst.Name+" is no longer assigned to the job"
 		if j.StartedAt == nil && inst.JobID == j.ID && !models.InstanceActive(inst.Status) {
 			// Its machine did not come up.
@@ -379,6 +401,16 @@ func (p *job) submitTask(ctx context.Context) (time.Duration, error) {
 	}
 	if len(inst.InstanceType.Resources.Gpus) > 0 {
 		cfg.GPU = -1 // the whole instance is the job's
+	}
+	if jrd := j.JRD; inst.TotalBlocks > 1 && jrd != nil && jrd.CPU != nil {
+		// Its blocks' share of the instance.
+		cfg.NetworkMode, cfg.CPU = jrd.NetworkMode, *jrd.CPU
+		if jrd.Memory != nil {
+			cfg.Memory = int64(*jrd.Memory * (1 << 30))
+		}
+		if jrd.GPU != nil {
+			cfg.GPU = *jrd.GPU
+		}
 	}
 	if shm := j.Spec.Requirements.Resources.SharedMemory; shm != nil {
 		cfg.ShmSize = int64(float64(*shm) * (1 << 30))
@@ -604,6 +636,7 @@ func (p *job) pull(ctx context.Context) (time.Duration, error) {
 	if err := p.saveLogs(resp); err != nil {
 		return 0, err
 	}
+	p.sampleMetrics(ctx, runner)
 	if resp.LastUpdated > j.RunnerTimestamp {
 		j.RunnerTimestamp = resp.LastUpdated
 	}
@@ -707,10 +740,23 @@ func (p *job) finish(ctx context.Context) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		if !inst.Unreachable && inst.Status == models.InstanceBusy && inst.JobID == j.ID {
+		shared := inst.TotalBlocks > 1
+		if !inst.Unreachable && inst.Status == models.InstanceBusy && (inst.JobID == j.ID || shared) {
 			p.stopContainer(ctx)
 		}
-		if err := p.Store.ReleaseInstance(ctx, inst.ID, j.ID); err != nil {
+		if shared {
+			// The blocks go back in the transaction that ends the job, so that they go back once.
+			p.endJob()
+			err := p.Store.WithTx(ctx, func(tx *store.Store) error {
+				if err := tx.ReleaseInstanceBlocks(ctx, inst.ID, jobBlocks(inst, j)); err != nil {
+					return err
+				}
+				return tx.UpdateJobState(ctx, p.lease, j)
+			})
+			if err != nil {
+				return 0, err
+			}
+		} else if err := p.Store.ReleaseInstance(ctx, inst.ID, j.ID); err != nil {
 			return 0, err
 		}
 		p.wakeRow(ctx, store.TableInstances, inst.ID)
@@ -719,17 +765,26 @@ func (p *job) finish(ctx context.Context) (time.Duration, error) {
 		}
 		p.wake(store.TableJobs)
 	}
+	p.forgetMetrics(j.ID)
+	if !models.JobFinished(j.Status) {
+		p.endJob()
+		if err := p.save(ctx); err != nil {
+			return 0, err
+		}
+	}
+	p.log().Info("job finished", "job", j.JobName, "status", j.Status, "reason", j.TerminationReason)
+	p.wakeRow(ctx, store.TableRuns, j.RunID)
+	return 0, nil
+}
+
+// endJob sets the job's final status.
+func (p *job) endJob() {
+	j := p.j
 	now := time.Now().UTC()
 	j.Status, j.FinishedAt = models.JobStatusFor(j.TerminationReason), &now
 	if j.StatusMessage != statusNoFleets && j.StatusMessage != statusNoInstances {
 		j.StatusMessage = j.Status
 	}
-	if err := p.save(ctx); err != nil {
-		return 0, err
-	}
-	p.log().Info("job finished", "job", j.JobName, "status", j.Status, "reason", j.TerminationReason)
-	p.wakeRow(ctx, store.TableRuns, j.RunID)
-	return 0, nil
 }
 
 // stopContainer ends the job's container, best effort: a job stopped by the server gets its output

@@ -2,9 +2,11 @@ package runs
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
+	"github.com/dstackgo/dstack/internal/fleets"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/resources"
 )
@@ -70,4 +72,32 @@ func gpuMismatch(gpus []models.Gpu, want resources.GPUSpec, asked *resources.GPU
 		}
 	}
 	return ""
+}
+
+// BlocksFor is the smallest number of the instance's blocks whose share of its resources fits the
+// job, or 0 with the reason the whole instance does not. An instance not split into blocks is taken
+// whole (1 of 1).
+func BlocksFor(inst *models.Instance, fleetName string, req models.Requirements, cfg models.RunConfiguration, params models.ProfileParams) (int, string) {
+	n := max(inst.TotalBlocks, 1)
+	for k := 1; k < n; k++ {
+		share := *inst
+		share.InstanceType.Resources = fleets.BlockShare(inst.InstanceType.Resources, k, n)
+		if Mismatch(&share, fleetName, req, cfg, params) == "" {
+			return k, ""
+		}
+	}
+	if why := Mismatch(inst, fleetName, req, cfg, params); why != "" {
+		return 0, why
+	}
+	return n, ""
+}
+
+// jobBlocks is how many blocks of an instance split into blocks the job holds, from the CPU share
+// recorded in its runtime data.
+func jobBlocks(inst *models.Instance, j *models.Job) int {
+	n, cpus := max(inst.TotalBlocks, 1), inst.InstanceType.Resources.CPUs
+	if j.JRD == nil || j.JRD.CPU == nil || cpus <= 0 {
+		return 1
+	}
+	return min(max(int(math.Round(*j.JRD.CPU*float64(n)/float64(cpus))), 1), n)
 }

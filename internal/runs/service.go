@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dstackgo/dstack/internal/backends"
+	"github.com/dstackgo/dstack/internal/fleets"
 	"github.com/dstackgo/dstack/internal/logstore"
 	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/sshpool"
@@ -33,7 +34,7 @@ type Service struct {
 	// DefaultImage is the image of configurations without one (default DefaultImage).
 	DefaultImage string
 	// UnreachableGrace is how long a running job's instance may stay unreachable before the job
-	// fails with instance_unreachable (default 2 min).
+	// fails with instance_unreachable (default fleets.DefaultTerminationDeadline, 20 min).
 	UnreachableGrace time.Duration
 
 	// Offers returns the offers of a project's backends to try for a job, in order: available
@@ -50,6 +51,11 @@ type Service struct {
 	ServerID string
 	// ShimURL, when set, is where machines of an architecture (amd64, arm64) download dstack-shim.
 	ShimURL func(arch string) string
+	// MetricsInterval is how often a running job's runner metrics are sampled (default
+	// DefaultMetricsInterval); MetricsTTL is how long samples are kept (default DefaultMetricsTTL).
+	MetricsInterval, MetricsTTL time.Duration
+
+	metrics metricsClock
 }
 
 func (s *Service) log() *slog.Logger {
@@ -88,5 +94,5 @@ func (s *Service) unreachableGrace() time.Duration {
 	if s.UnreachableGrace > 0 {
 		return s.UnreachableGrace
 	}
-	return 2 * time.Minute
+	return fleets.DefaultTerminationDeadline
 }

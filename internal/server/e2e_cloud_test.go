@@ -244,6 +244,29 @@ func TestE2ECloudLambda(t *testing.T) {
 	}
 }
 
+// TestE2ECloudUnreachable loses power on a Lambda machine under a running task: the instance is
+// marked unreachable, and after the termination deadline (3 s here) the job fails with
+// instance_unreachable and the machine is terminated at the provider (an SSH-fleet host is only
+// marked: TestE2EHostGoesAway).
+func TestE2ECloudUnreachable(t *testing.T) {
+	e, sim, hosts := newCloudE2E(t, "lambda", true)
+	e.submit("stranded", map[string]any{"commands": []string{"sleep 100"}, "idle_duration": 300,
+		"resources": map[string]any{"cpu": "2..", "memory": "1GB..", "disk": "1GB.."}})
+	e.waitRun("stranded", 3*time.Minute, "running")
+	if err := hosts.KillAll(); err != nil {
+		t.Fatal(err)
+	}
+	run := e.waitRun("stranded", time.Minute, "failed", "terminated", "done")
+	if sub := latestSubmission(run); run["status"] != "failed" || sub["termination_reason"] != "instance_unreachable" {
+		t.Fatalf("run %v, job %v %v: %v", run["status"], sub["status"], sub["termination_reason"], sub["termination_reason_message"])
+	}
+	// idle_duration is 300 s: only the deadline ends the machine.
+	e.waitTornDown(sim, hosts, 30*time.Second)
+	if inst := e.instances()[0]; inst["termination_reason"] != "unreachable" {
+		t.Fatalf("instance ended with %v (%v)", inst["termination_reason"], inst["termination_reason_message"])
+	}
+}
+
 // TestE2ECloudRunPod runs a task in a RunPod pod through the simulator: the pod is a container of
 // the job's image running dstack-runner directly, which the server reaches through the runner's
 // own SSH server (no shim); the pod is terminated when the job ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -41,7 +42,7 @@ func newE2E(t *testing.T, hosts int) *e2e {
 	agents := testhost.AgentsDir(t)
 	e := &e2e{env: newEnv(t), jobImage: jobImage}
 	e.srv.ConfigureWork(WorkOptions{Dir: t.TempDir(), AgentsDir: agents, Poll: 200 * time.Millisecond, LeaseTTL: 10 * time.Second,
-		HealthInterval: time.Second, UnreachableGrace: 3 * time.Second, DefaultImage: jobImage})
+		HealthInterval: time.Second, UnreachableGrace: 3 * time.Second, DefaultImage: jobImage, MetricsInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := e.srv.StartWork(ctx)
 	t.Cleanup(func() { cancel(); wait() })
@@ -136,6 +137,21 @@ func (e *e2e) waitRun(name string, limit time.Duration, statuses ...string) map[
 		return false, state
 	})
 	return run
+}
+
+// get GETs path as admin and returns the status and decoded JSON.
+func (e *e2e) get(path string) (int, any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.ts.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
 
 func latestSubmission(run map[string]any) map[string]any {
@@ -257,6 +273,45 @@ func TestE2ESSHFleetRuns(t *testing.T) {
 		e.waitRun("web", 30*time.Second, "terminated", "failed", "done")
 	})
 
+	t.Run("MetricsOfARunningTask", func(t *testing.T) {
+		e.submit("busy", map[string]any{"commands": []string{"sleep 100"}})
+		e.waitRun("busy", time.Minute, "running")
+		var metrics map[string][]any
+		e.waitFor(20*time.Second, "three metrics samples", func() (bool, string) {
+			code, out := e.get("/api/project/main/metrics/job/busy?replica_num=0&job_num=0&limit=1000")
+			if code != http.StatusOK {
+				return false, fmt.Sprint(code, out)
+			}
+			metrics = map[string][]any{}
+			for _, m := range out.(map[string]any)["metrics"].([]any) {
+				m := m.(map[string]any)
+				if len(m["timestamps"].([]any)) != len(m["values"].([]any)) {
+					t.Fatalf("%v: %d timestamps, %d values", m["name"], len(m["timestamps"].([]any)), len(m["values"].([]any)))
+				}
+				metrics[m["name"].(string)] = m["values"].([]any)
+			}
+			return len(metrics["memory_usage_bytes"]) >= 2, fmt.Sprint(out)
+		})
+		for _, name := range []string{"cpu_usage_percent", "memory_usage_bytes", "memory_working_set_bytes", "cpus_detected_num", "memory_total_bytes", "gpus_detected_num"} {
+			if len(metrics[name]) < 2 {
+				t.Fatalf("no %s: %v", name, metrics)
+			}
+		}
+		if metrics["memory_usage_bytes"][0].(float64) <= 0 || metrics["gpus_detected_num"][0] != 0.0 {
+			t.Fatalf("memory %v, gpus %v", metrics["memory_usage_bytes"], metrics["gpus_detected_num"])
+		}
+		// limit=1 gives the latest sample (two points make it).
+		_, out := e.get("/api/project/main/metrics/job/busy?limit=1")
+		if m := out.(map[string]any)["metrics"].([]any)[0].(map[string]any); len(m["values"].([]any)) != 1 {
+			t.Fatalf("limit=1: %v", m)
+		}
+		if code, _ := e.get("/api/project/main/metrics/job/busy?job_num=3"); code != http.StatusBadRequest {
+			t.Fatalf("no such job: %d", code)
+		}
+		e.must("admin", "/api/project/main/runs/stop", map[string]any{"runs_names": []string{"busy"}, "abort": true})
+		e.waitRun("busy", 30*time.Second, "terminated", "failed", "done")
+	})
+
 	t.Run("InstancesBackIdle", func(t *testing.T) {
 		e.waitFor(10*time.Second, "instances idle", func() (bool, string) {
 			f := e.must("admin", "/api/project/main/fleets/get", map[string]any{"name": "ssh-fleet"}).(map[string]any)
@@ -326,9 +381,72 @@ func TestE2EHostGoesAway(t *testing.T) {
 	}
 	f := e.must("admin", "/api/project/main/fleets/get", map[string]any{"name": "lonely"}).(map[string]any)
 	inst := f["instances"].([]any)[0].(map[string]any)
-	if inst["unreachable"] != true || inst["status_message"] == nil {
+	if inst["unreachable"] != true || inst["status_message"] == nil || inst["status"] == "terminated" || inst["status"] == "terminating" {
 		t.Fatalf("instance %v unreachable=%v %v", inst["status"], inst["unreachable"], inst["status_message"])
 	}
+}
+
+// TestE2EFleetBlocks splits a host into two blocks: two tasks run on it at once, each on one block
+// (half its CPUs and memory, a container of its own); a third waits for a free block.
+func TestE2EFleetBlocks(t *testing.T) {
+	e := newE2E(t, 1)
+	spec := e.fleetSpec("halves", e.hosts...)
+	spec["configuration"].(map[string]any)["blocks"] = "many"
+	if code, out := e.call("admin", "/api/project/main/fleets/apply", map[string]any{"plan": map[string]any{"spec": spec}, "force": false}); code != http.StatusBadRequest {
+		t.Fatalf("blocks: many: %d %v", code, out)
+	}
+	spec["configuration"].(map[string]any)["blocks"] = 2
+	e.must("admin", "/api/project/main/fleets/apply", map[string]any{"plan": map[string]any{"spec": spec}, "force": false})
+	var inst map[string]any
+	e.waitFor(time.Minute, "the host idle", func() (bool, string) {
+		f := e.must("admin", "/api/project/main/fleets/get", map[string]any{"name": "halves"}).(map[string]any)
+		inst = f["instances"].([]any)[0].(map[string]any)
+		return inst["status"] == "idle", fmt.Sprint(inst["status"], " ", inst["status_message"])
+	})
+	if inst["total_blocks"] != 2.0 || inst["busy_blocks"] != 0.0 {
+		t.Fatalf("blocks %v/%v", inst["busy_blocks"], inst["total_blocks"])
+	}
+	cpus := inst["instance_type"].(map[string]any)["resources"].(map[string]any)["cpus"].(float64)
+
+	// A plan offers one block: half the host.
+	plan := e.must("admin", "/api/project/main/runs/get_plan", map[string]any{"run_spec": map[string]any{
+		"configuration": map[string]any{"type": "task", "commands": []string{"x"}, "resources": map[string]any{"cpu": "1..", "memory": "0.1GB..", "disk": "0.1GB.."}}}})
+	offer := plan.(map[string]any)["job_plans"].([]any)[0].(map[string]any)["offers"].([]any)[0].(map[string]any)
+	if offer["blocks"] != 1.0 || offer["total_blocks"] != 2.0 || offer["instance"].(map[string]any)["resources"].(map[string]any)["cpus"] != cpus/2 {
+		t.Fatalf("offer %v", offer)
+	}
+
+	e.submit("first", map[string]any{"commands": []string{"nproc; sleep 100"}})
+	e.submit("second", map[string]any{"commands": []string{"sleep 100"}})
+	e.waitRun("first", time.Minute, "running")
+	e.waitRun("second", time.Minute, "running")
+	f := e.must("admin", "/api/project/main/fleets/get", map[string]any{"name": "halves"}).(map[string]any)
+	if inst = f["instances"].([]any)[0].(map[string]any); inst["status"] != "busy" || inst["busy_blocks"] != 2.0 {
+		t.Fatalf("instance %v with %v busy blocks", inst["status"], inst["busy_blocks"])
+	}
+	for _, name := range []string{"first", "second"} {
+		jrd := latestSubmission(e.getRun(name))["job_runtime_data"].(map[string]any)
+		if jrd["network_mode"] != "bridge" || jrd["cpu"] != cpus/2 {
+			t.Fatalf("%s: runtime data %v", name, jrd)
+		}
+	}
+	// Both host blocks are busy: a third task waits.
+	e.submit("third", map[string]any{"commands": []string{"echo third"}})
+	time.Sleep(time.Second)
+	if run := e.getRun("third"); run["status"] != "submitted" && run["status"] != "pending" {
+		t.Fatalf("third run %v: %v", run["status"], latestSubmission(run)["status_message"])
+	}
+	e.must("admin", "/api/project/main/runs/stop", map[string]any{"runs_names": []string{"first"}, "abort": true})
+	if run := e.waitRun("third", time.Minute, "done", "failed", "terminated"); run["status"] != "done" {
+		t.Fatalf("third run %v: %v", run["status"], latestSubmission(run)["termination_reason_message"])
+	}
+	e.must("admin", "/api/project/main/runs/stop", map[string]any{"runs_names": []string{"second"}, "abort": true})
+	e.waitRun("second", 30*time.Second, "terminated", "failed", "done")
+	e.waitFor(10*time.Second, "the host idle again", func() (bool, string) {
+		f := e.must("admin", "/api/project/main/fleets/get", map[string]any{"name": "halves"}).(map[string]any)
+		inst = f["instances"].([]any)[0].(map[string]any)
+		return inst["status"] == "idle" && inst["busy_blocks"] == 0.0, fmt.Sprint(inst["status"], " ", inst["busy_blocks"])
+	})
 }
 
 // serverProcess is `dstack server` run as a separate process, so that it can be killed.

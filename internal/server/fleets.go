@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dstackgo/dstack/internal/fleets"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/store"
 )
@@ -448,7 +449,13 @@ func fleetHosts(spec models.FleetSpec) ([]*models.RemoteConnectionInfo, *apiErro
 			return nil, badRequestf("ssh_config.hosts: a host has no hostname")
 		}
 		info := &models.RemoteConnectionInfo{Host: p.Hostname, Port: 22, InternalIP: p.InternalIP, Network: c.Network,
-			Env: map[string]string(spec.Configuration.Env)}
+			Env: map[string]string(spec.Configuration.Env), Blocks: spec.Configuration.Blocks}
+		if p.Blocks != nil {
+			info.Blocks = p.Blocks
+		}
+		if _, err := fleets.ParseBlocks(info.Blocks); err != nil {
+			return nil, badRequestf("ssh_config: host %s: %v", p.Hostname, err)
+		}
 		switch {
 		case p.Port != nil:
 			info.Port = *p.Port

@@ -113,15 +113,6 @@ func (s *Server) pollLogs(r *request) (any, *apiError) {
 	return out, nil
 }
 
-// getJobMetrics answers GET /api/project/{p}/metrics/job/{run_name}. Metrics are not collected yet:
-// a known run has no samples, as a run that never ran in dstack.
-func (s *Server) getJobMetrics(r *request) (any, *apiError) {
-	if _, e := s.findRun(r, new(r.PathValue("run_name")), nil); e != nil {
-		return nil, clientError(codeResourceNotExists, "Found no job with given parameters")
-	}
-	return map[string]any{"metrics": []any{}}, nil
-}
-
 // getEndpoint serves a GET endpoint with the checks of the POST ones.
 func (s *Server) getEndpoint(a access, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

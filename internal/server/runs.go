@@ -37,7 +37,8 @@ type WorkOptions struct {
 	// DefaultImage is the image of run configurations without one (default runs.DefaultImage).
 	DefaultImage string
 	// UnreachableGrace is how long a running job's host may be unreachable before the job fails
-	// (default 2 min).
+	// with instance_unreachable and a cloud instance is terminated (default 20 min,
+	// DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS). SSH-fleet hosts are only marked.
 	UnreachableGrace time.Duration
 	// MaxOffersTried is how many offers a job tries before it fails for want of capacity (default
 	// 25, DSTACK_SERVER_MAX_OFFERS_TRIED).
@@ -45,12 +46,17 @@ type WorkOptions struct {
 	// OrphanInterval is the time between passes of the orphan reconciler (default 5 min; negative:
 	// no reconciler); OrphanGrace is how long an unknown machine is left alone (default 10 min).
 	OrphanInterval, OrphanGrace time.Duration
+	// MetricsInterval is how often running jobs' metrics are sampled (default 10s); MetricsTTL is
+	// how long the samples are kept (default 1h, DSTACK_SERVER_METRICS_TTL_SECONDS).
+	MetricsInterval, MetricsTTL time.Duration
 }
 
 // WorkOptionsFromEnv reads the options of `dstack server` from its environment: DSTACK_AGENTS_DIR,
 // DSTACK_SERVER_DEFAULT_IMAGE, DSTACK_SERVER_LEASE_TTL_SECONDS, DSTACK_SERVER_POLL_SECONDS,
 // DSTACK_SERVER_MAX_OFFERS_TRIED, DSTACK_SERVER_ORPHAN_INTERVAL_SECONDS ("off" disables the
-// reconciler) and DSTACK_SERVER_ORPHAN_GRACE_SECONDS.
+// reconciler), DSTACK_SERVER_ORPHAN_GRACE_SECONDS, DSTACK_SERVER_METRICS_TTL_SECONDS and
+// DSTACK_SERVER_METRICS_INTERVAL_SECONDS (how often running jobs are sampled, 10) and
+// DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS (20 min).
 func WorkOptionsFromEnv(dir string) WorkOptions {
 	o := WorkOptions{Dir: dir, AgentsDir: os.Getenv("DSTACK_AGENTS_DIR"), DefaultImage: os.Getenv("DSTACK_SERVER_DEFAULT_IMAGE")}
 	seconds := func(name string) time.Duration {
@@ -68,6 +74,9 @@ func WorkOptionsFromEnv(dir string) WorkOptions {
 		o.OrphanInterval = -1
 	}
 	o.OrphanGrace = seconds("DSTACK_SERVER_ORPHAN_GRACE_SECONDS")
+	o.MetricsTTL = seconds("DSTACK_SERVER_METRICS_TTL_SECONDS")
+	o.UnreachableGrace = seconds("DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS")
+	o.MetricsInterval = seconds("DSTACK_SERVER_METRICS_INTERVAL_SECONDS")
 	return o
 }
 
@@ -112,11 +121,12 @@ func (s *Server) work() *background {
 	}
 	b := &background{opts: o, agents: fleets.Agents{Dir: o.AgentsDir}, pool: sshpool.New()}
 	b.fleets = &fleets.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Log: s.log, Wake: b.wake,
-		HealthInterval: o.HealthInterval, Compute: s.computeFor}
+		HealthInterval: o.HealthInterval, Compute: s.computeFor, TerminationDeadline: o.UnreachableGrace}
 	b.logs = &logstore.Store{Dir: o.Dir}
 	b.runs = &runs.Service{Store: s.store, Pool: b.pool, Logs: b.logs, Log: s.log, Wake: b.wake,
 		DefaultImage: o.DefaultImage, UnreachableGrace: o.UnreachableGrace, Offers: s.jobOffers, Compute: s.computeFor,
-		Capacity: s.capacity, MaxOffersTried: o.MaxOffersTried, ServerID: serverID, ShimURL: s.shimURL}
+		Capacity: s.capacity, MaxOffersTried: o.MaxOffersTried, ServerID: serverID, ShimURL: s.shimURL,
+		MetricsInterval: o.MetricsInterval, MetricsTTL: o.MetricsTTL}
 	b.orphans = &fleets.Reconciler{Store: s.store, Log: s.log, ServerID: serverID, Backends: s.cloudBackends,
 		Interval: o.OrphanInterval, Grace: o.OrphanGrace}
 	pipe := func(table string, fn pipeline.Func) *pipeline.Pipeline {
@@ -444,12 +454,18 @@ func (s *Server) fleetOffers(r *request, js models.JobSpec, spec models.RunSpec)
 		if err != nil || f.DeleteRequested {
 			continue
 		}
-		if runs.Mismatch(inst, f.Name, js.Requirements, spec.Configuration, params) != "" {
+		k, why := runs.BlocksFor(inst, f.Name, js.Requirements, spec.Configuration, params)
+		if why != "" {
 			continue
 		}
-		o := fleetOffer{Backend: inst.Backend, Instance: inst.InstanceType, Region: inst.Region, Price: inst.Price,
-			BackendData: map[string]any{}, Availability: "idle", InstanceRuntime: "shim", Blocks: 1, TotalBlocks: 1}
-		if inst.Status == models.InstanceBusy || inst.Unreachable {
+		// An instance split into blocks offers the share of the blocks the job would take (k/n).
+		n := max(inst.TotalBlocks, 1)
+		it := inst.InstanceType
+		it.Resources = fleets.BlockShare(it.Resources, k, n)
+		o := fleetOffer{Backend: inst.Backend, Instance: it, Region: inst.Region, Price: inst.Price,
+			BackendData: map[string]any{}, Availability: "idle", InstanceRuntime: "shim", Blocks: k, TotalBlocks: n}
+		busyNow := inst.Status == models.InstanceBusy && (n <= 1 || n-inst.BusyBlocks < k)
+		if busyNow || inst.Unreachable {
 			o.Availability = "busy"
 			busy = append(busy, o)
 		} else {

@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -360,8 +361,23 @@ func TestNetworkModes(t *testing.T) {
 	}
 	info = ts2.waitStatus(t, "b", agentapi.TaskRunning)
 	spec = rt2.container(cfg.Name).spec
-	if spec.NetworkMode != "container:hostctr" || len(spec.PublishPorts) != 0 || len(info.Ports) != 0 {
+	// A bridge-mode task in the host container's network namespace (the test harness) gets free
+	// ports for its runner, reported as published, so that several such tasks share the host.
+	httpPort, sshPort := info.Port(agentapi.RunnerHTTPPort), info.Port(agentapi.RunnerSSHPort)
+	if spec.NetworkMode != "container:hostctr" || len(spec.PublishPorts) != 0 || len(info.Ports) != 2 ||
+		httpPort == agentapi.RunnerHTTPPort || httpPort == 0 || sshPort == 0 || sshPort == agentapi.RunnerSSHPort {
 		t.Errorf("container network spec %+v ports %+v", spec, info.Ports)
+	}
+	if want := fmt.Sprintf("--http-port %d --ssh-port %d", httpPort, sshPort); !strings.Contains(strings.Join(spec.Cmd, " "), want) {
+		t.Errorf("cmd %q, want %q", spec.Cmd, want)
+	}
+	cfg.ID, cfg.Name, cfg.NetworkMode = "h", "run-h-0-0", agentapi.NetworkModeHost
+	if _, err := ts2.client.SubmitTask(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	info = ts2.waitStatus(t, "h", agentapi.TaskRunning)
+	if spec = rt2.container(cfg.Name).spec; spec.NetworkMode != "container:hostctr" || len(info.Ports) != 0 {
+		t.Errorf("host-mode task in the host container: %+v ports %+v", spec, info.Ports)
 	}
 }
 

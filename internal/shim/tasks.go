@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,6 +26,8 @@ const (
 	LabelGPUs        = "dstack.task.gpus"
 	LabelGPUCount    = "dstack.task.gpu"
 	LabelNetworkMode = "dstack.task.network_mode"
+	// LabelPorts holds "container:host,..." for a bridge-mode task in a shared network namespace.
+	LabelPorts = "dstack.task.ports"
 )
 
 // Errors of the task API, mapped to HTTP statuses.
@@ -214,6 +217,9 @@ func (s *Shim) setup(ctx context.Context, t *task) {
 	info, err := s.rt.InspectContainer(ctx, id)
 	if err != nil {
 		s.log.Warn("cannot inspect the container", "task", t.cfg.ID, "err", err)
+	}
+	if len(info.Ports) == 0 {
+		info.Ports = parsePortsLabel(spec.Labels[LabelPorts])
 	}
 	s.mu.Lock()
 	t.ports = info.Ports
@@ -541,6 +547,22 @@ func (s *Shim) containerSpec(t *task) ContainerSpec {
 		Privileged: cfg.Privileged || s.cfg.Privileged,
 	}
 	switch {
+	case s.cfg.NetworkContainer != "" && cfg.NetworkMode == agentapi.NetworkModeBridge:
+		// A bridge-mode task (one of several on the host, on its blocks) where the job containers
+		// share the host's network namespace (the test harness): its runner listens on free ports
+		// instead, reported as if published.
+		spec.NetworkMode = "container:" + s.cfg.NetworkContainer
+		var pairs []string
+		for i, p := range []int{s.cfg.RunnerHTTPPort, s.cfg.RunnerSSHPort} {
+			free, err := unusedPort()
+			if err != nil {
+				s.log.Warn("cannot find a free port; the task's runner may not start", "task", cfg.ID, "err", err)
+				break
+			}
+			spec.Cmd[2*i+1] = strconv.Itoa(free)
+			pairs = append(pairs, fmt.Sprintf("%d:%d", p, free))
+		}
+		spec.Labels[LabelPorts] = strings.Join(pairs, ",")
 	case s.cfg.NetworkContainer != "":
 		spec.NetworkMode = "container:" + s.cfg.NetworkContainer
 	case cfg.NetworkMode == agentapi.NetworkModeBridge:
@@ -609,6 +631,9 @@ func (s *Shim) recover(ctx context.Context) error {
 			containerName: c.Name,
 			ports:         c.Ports,
 		}
+		if len(t.ports) == 0 {
+			t.ports = parsePortsLabel(c.Labels[LabelPorts])
+		}
 		if g := c.Labels[LabelGPUs]; g != "" {
 			t.gpuIDs = strings.Split(g, ",")
 		}
@@ -640,4 +665,28 @@ func (s *Shim) recover(ctx context.Context) error {
 		s.log.Info("task recovered", "task", id, "status", t.status, "container", c.ID)
 	}
 	return nil
+}
+
+// unusedPort is a TCP port nothing listens on now.
+func unusedPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// parsePortsLabel reads LabelPorts.
+func parsePortsLabel(v string) []agentapi.PortMapping {
+	var out []agentapi.PortMapping
+	for _, pair := range strings.Split(v, ",") {
+		c, h, ok := strings.Cut(pair, ":")
+		cn, err1 := strconv.Atoi(c)
+		hn, err2 := strconv.Atoi(h)
+		if ok && err1 == nil && err2 == nil {
+			out = append(out, agentapi.PortMapping{Container: cn, Host: hn})
+		}
+	}
+	return out
 }

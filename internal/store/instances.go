@@ -282,3 +282,30 @@ func (s *Store) decryptJSON(cipher string, v any) error {
 	}
 	return json.Unmarshal([]byte(plain), v)
 }
+
+// ClaimInstanceBlocks gives k blocks of an instance split into blocks to a job: the instance is
+// busy while any block is. It reports false when fewer than k blocks are free or the instance is no
+// longer usable. Such an instance has no job_id: its jobs point to it.
+func (s *Store) ClaimInstanceBlocks(ctx context.Context, instanceID string, k int) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE instances SET status = 'busy', busy_blocks = busy_blocks + ?
+		WHERE id = ? AND status IN ('idle', 'busy') AND total_blocks > 1 AND busy_blocks + ? <= total_blocks
+		AND NOT unreachable AND NOT terminate_requested`, k, instanceID, k)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ReleaseInstanceBlocks gives back k blocks of an instance split into blocks, and wakes it; the
+// instance is idle once no block is busy. Call it in the transaction that records the job's end,
+// so that it happens once.
+func (s *Store) ReleaseInstanceBlocks(ctx context.Context, instanceID string, k int) error {
+	n := now()
+	_, err := s.exec(ctx, `UPDATE instances SET
+		status = CASE WHEN status = 'busy' AND busy_blocks <= ? THEN 'idle' ELSE status END,
+		idle_since = CASE WHEN busy_blocks <= ? THEN ? ELSE idle_since END,
+		busy_blocks = CASE WHEN busy_blocks > ? THEN busy_blocks - ? ELSE 0 END, due_at = ?
+		WHERE id = ? AND total_blocks > 1`, k, k, s.timeArg(&n), k, k, s.timeArg(&n), instanceID)
+	return err
+}

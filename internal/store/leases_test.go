@@ -39,6 +39,7 @@ func runRunsSuite(t *testing.T, newDB func(t *testing.T) string) {
 		{"Leases", testLeases},
 		{"LeasesTwoReplicas", testLeasesTwoReplicas},
 		{"CloudInstances", testCloudInstances},
+		{"MetricsPoints", testMetricsPoints},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB(t)) })
 	}

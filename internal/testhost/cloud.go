@@ -103,6 +103,19 @@ func (c *CloudHosts) Stop(ctx context.Context, m fake.Machine) error {
 	return nil
 }
 
+// KillAll stops every machine's container at once, as machines that lose power while the provider
+// still lists them; Stop removes them later.
+func (c *CloudHosts) KillAll() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.containers {
+		if err := h.Kill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Running counts the machines whose containers are still there.
 func (c *CloudHosts) Running() int {
 	c.mu.Lock()
