@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/dstackgo/dstack/internal/cliconfig"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/server"
@@ -264,4 +266,77 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestCLIDevEnvironmentConnect: `dstack attach` of a dev environment prints an ssh command that gets a
+// shell in the job's container through the runner's own SSH server (the image has no sshd).
+func TestCLIDevEnvironmentConnect(t *testing.T) {
+	testhost.Docker(t)
+	_, jobImage := testhost.Images(t)
+	key, err := sshserver.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testhost.Start(t, key)
+	startServer(t, jobImage)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(key.PrivatePEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fleet := filepath.Join(dir, "fleet.yml")
+	_ = os.WriteFile(fleet, []byte("type: fleet\nname: f\nssh_config:\n  user: root\n  identity_file: "+filepath.Join(dir, "key")+"\n  hosts: ["+h.IP+"]\n"), 0o600)
+	if out, errOut, code := dstack(t, "apply", "-f", fleet, "-y"); code != 0 {
+		t.Fatalf("fleet: %s %s", out, errOut)
+	}
+	dev := filepath.Join(dir, "dev.yml")
+	_ = os.WriteFile(dev, []byte("type: dev-environment\nname: dev\nide: vscode\nresources:\n  cpu: 1..\n  memory: 0.1GB..\n  disk: 0.1GB..\n"), 0o600)
+	if out, errOut, code := dstack(t, "apply", "-f", dev, "-y", "-d"); code != 0 {
+		t.Fatalf("dev: %s %s", out, errOut)
+	}
+	waitStatus(t, "dev", "running")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	root := NewRoot()
+	var stderr syncBuffer
+	root.SetOut(io.Discard)
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"attach", "dev", "--no-logs"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var keyPath, port string
+	waitUntil(t, 30*time.Second, "ssh command printed", func() bool {
+		_, rest, ok := strings.Cut(stderr.String(), "ssh -i ")
+		if !ok {
+			return false
+		}
+		fields := strings.Fields(rest)
+		keyPath, port = fields[0], fields[2]
+		return true
+	})
+	pem, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := ssh.Dial("tcp", "127.0.0.1:"+port, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("ssh to the dev environment: %v\n%s", err, stderr.String())
+	}
+	sess, err := cli.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sess.Output("echo inside && pwd")
+	cli.Close()
+	cancel()
+	<-done
+	if err != nil || !strings.HasPrefix(string(out), "inside\n") {
+		t.Fatalf("command in the dev environment: %q %v", out, err)
+	}
+	dstack(t, "stop", "dev", "-x", "-y")
+	waitStatus(t, "dev", "terminated")
 }

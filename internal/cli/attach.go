@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +78,11 @@ func newAttachCmd() *cobra.Command {
 				go func() { defer wg.Done(); forward(fctx, ln, pool, target, f.remote) }()
 				fmt.Fprintf(out, "Forwarded 127.0.0.1:%d to port %d of the job\n", ln.Addr().(*net.TCPAddr).Port, f.remote)
 			}
+			if run.Type() == "dev-environment" {
+				if err := connectHint(fctx, &wg, out, pool, target, key, name); err != nil {
+					return err
+				}
+			}
 			if noLogs {
 				<-ctx.Done()
 				return nil
@@ -89,6 +96,33 @@ func newAttachCmd() *cobra.Command {
 	cmd.Flags().IntVar(&jobNum, "job", 0, "job number (node) of the replica")
 	cmd.Flags().BoolVar(&noLogs, "no-logs", false, "only forward ports, until Ctrl-C")
 	return cmd
+}
+
+// connectHint forwards a local port to the SSH server of dstack-runner in the dev environment's
+// container, saves the user's key for ssh, and prints how to connect with ssh and VS Code.
+func connectHint(ctx context.Context, wg *sync.WaitGroup, out io.Writer, pool *sshpool.Pool, target sshpool.Target, key, run string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); forward(ctx, ln, pool, target, agentapi.RunnerSSHPort) }()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return err
+	}
+	keyPath := filepath.Join(home, ".dstack", "ssh", "id_dstack")
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyPath, []byte(key), 0o600); err != nil {
+		return err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(out, "\nThe dev environment %s is reachable while this command runs:\n", run)
+	fmt.Fprintf(out, "  ssh -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1\n", keyPath, port)
+	fmt.Fprintf(out, "  VS Code (Remote - SSH, with that key in your ssh config): vscode://vscode-remote/ssh-remote+root@127.0.0.1:%d/workflow\n\n", port)
+	return nil
 }
 
 type portForward struct{ local, remote int }

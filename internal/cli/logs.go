@@ -150,6 +150,9 @@ func followRun(cmd *cobra.Command, c *client.Client, project, name string, attac
 		}
 		if status != lastStatus && !finished(run.Status) {
 			fmt.Fprintf(errOut, "%s %s\n", name, status)
+			if run.Status == "running" && lastStatus != "running" && run.Type() == "dev-environment" {
+				fmt.Fprintf(errOut, "To connect to the dev environment, run `dstack attach %s` in another terminal.\n", name)
+			}
 			lastStatus = status
 		}
 		if lp != nil {

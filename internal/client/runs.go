@@ -105,6 +105,17 @@ func (r Run) Name() string {
 	return s.RunName
 }
 
+// Type is the run's configuration type: task, dev-environment or service.
+func (r Run) Type() string {
+	var s struct {
+		Configuration struct {
+			Type string `json:"type"`
+		} `json:"configuration"`
+	}
+	_ = json.Unmarshal(r.RunSpec, &s)
+	return s.Configuration.Type
+}
+
 // Job is one job of a run with its submissions.
 type Job struct {
 	JobSpec struct {
