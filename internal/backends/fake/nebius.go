@@ -46,7 +46,8 @@ import (
 //     PermissionDenied.
 //
 // Which status codes the real token service answers for each refusal is not documented; the
-// fake's choices are guesses. Any other method is Unimplemented and a miss.
+// fake's choices are guesses. The compute services (subnets, disks, instances, operations) are in
+// nebius_compute.go. Any other method is Unimplemented and a miss.
 
 // NebiusProject is a project of the fake's tenant.
 type NebiusProject struct{ ID, Name, Region string }
@@ -121,6 +122,7 @@ type NebiusServer struct {
 	tokens   map[string]string
 	misses   []string
 	seq      int
+	compute  nebiusComputeState
 }
 
 // StartNebius starts the Nebius fake on a localhost port; it stops when the test ends. It does not
@@ -148,6 +150,7 @@ func StartNebius(t testing.TB) *NebiusServer {
 	iampb.RegisterTokenExchangeServiceServer(s.srv, nebiusTokens{s: s})
 	iampb.RegisterTenantServiceServer(s.srv, nebiusTenants{s: s})
 	iampb.RegisterProjectServiceServer(s.srv, nebiusProjects{s: s})
+	s.registerCompute()
 	go func() { _ = s.srv.Serve(lis) }()
 	t.Cleanup(func() {
 		close(s.stop)
@@ -406,3 +409,7 @@ func (s *NebiusServer) GoodPublicKey() *rsa.PublicKey {
 	good, _ := nebiusKeys()
 	return &good.PublicKey
 }
+
+// HasGRPC reports whether a backend type is simulated by a gRPC fake here rather than an HTTP one; its
+// own package runs the compute lifecycle against it (the shared suite drives HTTP fakes only).
+func HasGRPC(typ string) bool { return typ == "nebius" }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -157,11 +158,14 @@ func endpointFor(service string) endpoint {
 
 // client holds the connections of one check and its access token.
 type client struct {
+	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 	token string
 }
 
 func (c *client) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cc := range c.conns {
 		_ = cc.Close()
 	}
@@ -169,6 +173,8 @@ func (c *client) close() {
 
 func (c *client) conn(service string) (*grpc.ClientConn, string, error) {
 	ep := endpointFor(service)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if cc, ok := c.conns[ep.addr]; ok {
 		return cc, ep.addr, nil
 	}

@@ -16,7 +16,8 @@
 // instead: host:port (TLS), https://host:port (TLS) or http://host:port (plaintext gRPC, for
 // proxies and fakes); an address on 127.0.0.1, ::1 or localhost is always plaintext.
 //
-// Compute is not implemented yet.
+// Compute: NewCompute (see compute.go), tested against the gRPC fake (fake.StartNebius), which the
+// shared conformance suite does not drive (it runs HTTP fakes only; see fake.HasGRPC).
 package nebius
 
 import (
@@ -46,6 +47,7 @@ func init() {
 		Title:         "Nebius AI Cloud",
 		DefaultAPIURL: DefaultDomain,
 		Check:         Check,
+		NewCompute:    NewCompute,
 		Fields: []schema.Field{
 			{Name: "projects", Kind: schema.StringList, Help: "Nebius project ids, at most one per region"},
 			backends.Regions("Nebius regions, e.g. [eu-north1]; default: all regions of the tenancy"),
