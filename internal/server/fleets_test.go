@@ -30,6 +30,9 @@ func (e *env) startWork() {
 func (e *env) settle() {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	// The tables are read one after another, so a job that ends (and wakes its run) between the reads of
+	// runs and jobs would look settled: only two quiet passes in a row count.
+	quiet := 0
 	for {
 		done := true
 		for _, table := range []string{store.TableFleets, store.TableInstances, store.TableRuns, store.TableJobs} {
@@ -40,8 +43,12 @@ func (e *env) settle() {
 			done = done && ok
 		}
 		if done {
-			return
+			if quiet++; quiet == 2 {
+				return
+			}
+			continue
 		}
+		quiet = 0
 		if time.Now().After(deadline) {
 			e.t.Log("background work did not settle in 10s")
 			return
