@@ -96,7 +96,8 @@ func newCloudE2E(t *testing.T, typ string, hosted bool) (*e2e, *cloudSim, *testh
 	e.env = newEnv(t)
 	e.srv.SetCatalog(fake.Tables())
 	opts.Dir, opts.Poll, opts.LeaseTTL, opts.HealthInterval = t.TempDir(), 200*time.Millisecond, 10*time.Second, time.Second
-	opts.UnreachableGrace, opts.DefaultImage = 3*time.Second, e.jobImage
+	// Long enough for a busy CI machine; TestE2ECloudUnreachable waits for it.
+	opts.UnreachableGrace, opts.DefaultImage = 10*time.Second, e.jobImage
 	opts.OrphanInterval, opts.OrphanGrace = 300*time.Millisecond, time.Second
 	e.srv.ConfigureWork(opts)
 	ctx, cancel := context.WithCancel(context.Background())
