@@ -89,7 +89,7 @@ func find(n ast.Node, path []string) *position {
 		last = pos(n)
 	}
 	for _, seg := range path {
-		n = unwrap(n)
+		n = Unwrap(n)
 		if n == nil {
 			return last
 		}
@@ -97,7 +97,7 @@ func find(n ast.Node, path []string) *position {
 		case *ast.MappingNode:
 			next := ast.Node(nil)
 			for _, mv := range t.Values {
-				if keyString(mv.Key) == seg {
+				if KeyString(mv.Key) == seg {
 					last, next = pos(mv.Key), mv.Value
 				}
 			}
@@ -106,7 +106,7 @@ func find(n ast.Node, path []string) *position {
 			}
 			n = next
 		case *ast.MappingValueNode:
-			if keyString(t.Key) != seg {
+			if KeyString(t.Key) != seg {
 				return last
 			}
 			last, n = pos(t.Key), t.Value
@@ -124,20 +124,24 @@ func find(n ast.Node, path []string) *position {
 	return last
 }
 
-func unwrap(n ast.Node) ast.Node {
+// Unwrap returns the node that anchors, tags and documents wrap.
+func Unwrap(n ast.Node) ast.Node {
 	for {
 		switch t := n.(type) {
 		case *ast.AnchorNode:
 			n = t.Value
 		case *ast.TagNode:
 			n = t.Value
+		case *ast.DocumentNode:
+			n = t.Body
 		default:
 			return n
 		}
 	}
 }
 
-func keyString(k ast.MapKeyNode) string {
+// KeyString is the text of a mapping key.
+func KeyString(k ast.MapKeyNode) string {
 	if k == nil {
 		return ""
 	}

@@ -266,14 +266,14 @@ func UnmaskYAML(text string, stored map[string]any) (string, []YAMLIssue) {
 	var hits []hit
 	var walk func(n ast.Node, path []string)
 	walk = func(n ast.Node, path []string) {
-		n = unwrapNode(n)
+		n = schema.Unwrap(n)
 		switch t := n.(type) {
 		case *ast.MappingNode:
 			for _, mv := range t.Values {
 				walk(mv, path)
 			}
 		case *ast.MappingValueNode:
-			walk(t.Value, append(append([]string(nil), path...), nodeKey(t.Key)))
+			walk(t.Value, append(append([]string(nil), path...), schema.KeyString(t.Key)))
 		case *ast.SequenceNode:
 			for i, x := range t.Values {
 				walk(x, append(append([]string(nil), path...), fmt.Sprintf("[%d]", i)))
@@ -332,31 +332,6 @@ func UnmaskYAML(text string, stored map[string]any) (string, []YAMLIssue) {
 	}
 	sort.SliceStable(issues, func(a, b int) bool { return issues[a].Line < issues[b].Line })
 	return strings.Join(lines, "\n"), issues
-}
-
-func unwrapNode(n ast.Node) ast.Node {
-	for {
-		switch t := n.(type) {
-		case *ast.AnchorNode:
-			n = t.Value
-		case *ast.TagNode:
-			n = t.Value
-		case *ast.DocumentNode:
-			n = t.Body
-		default:
-			return n
-		}
-	}
-}
-
-func nodeKey(k ast.MapKeyNode) string {
-	if k == nil {
-		return ""
-	}
-	if s, ok := k.(*ast.StringNode); ok {
-		return s.Value
-	}
-	return k.GetToken().Value
 }
 
 func lookupPath(v any, path []string) (any, bool) {
