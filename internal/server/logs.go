@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -111,25 +110,4 @@ func (s *Server) pollLogs(r *request) (any, *apiError) {
 		out.Logs[i] = logEventJSON{Timestamp: apiTime(e.Timestamp), LogSource: e.Source, Message: base64.StdEncoding.EncodeToString(e.Message)}
 	}
 	return out, nil
-}
-
-// getEndpoint serves a GET endpoint with the checks of the POST ones.
-func (s *Server) getEndpoint(a access, h handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e := checkAPIVersion(r.Header.Get("X-API-VERSION")); e != nil {
-			writeError(w, e)
-			return
-		}
-		req := &request{Request: r}
-		if e := s.authorize(req, a); e != nil {
-			writeError(w, e)
-			return
-		}
-		out, e := h(req)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
-	})
 }

@@ -172,9 +172,19 @@ func (s *Server) Handler() http.Handler {
 	return s.logRequests(mux)
 }
 
+// endpoint serves a POST endpoint: dstack's API is POST with JSON bodies, with few exceptions.
 func (s *Server) endpoint(a access, h handler) http.Handler {
+	return s.methodEndpoint(http.MethodPost, a, h)
+}
+
+// getEndpoint serves one of the GET exceptions with the same checks.
+func (s *Server) getEndpoint(a access, h handler) http.Handler {
+	return s.methodEndpoint(http.MethodGet, a, h)
+}
+
+func (s *Server) methodEndpoint(method string, a access, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
+		if r.Method != method {
 			writeError(w, errMethodNotAllowed)
 			return
 		}
