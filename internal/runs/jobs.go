@@ -219,7 +219,8 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 		if !ok {
-			continue // another job was faster
+			waiting = true // another job was faster; this one tries again
+			continue
 		}
 		p.inst = inst
 		j.InstanceID = inst.ID

@@ -81,6 +81,7 @@ type Shim struct {
 	keys   *hostKeys
 	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // task goroutines, so Close returns only once they stopped writing
 
 	mu       sync.Mutex
 	tasks    map[string]*task
@@ -150,7 +151,19 @@ func (s *Shim) Start(ctx context.Context) error {
 }
 
 // Close stops the background work; containers keep running.
-func (s *Shim) Close() { s.cancel() }
+func (s *Shim) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// spawn runs f in a goroutine that Close waits for.
+func (s *Shim) spawn(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
 
 // ensureRunner downloads the runner binary when it is missing and a URL is set.
 func (s *Shim) ensureRunner(ctx context.Context) error {

@@ -139,7 +139,7 @@ func (s *Shim) SubmitTask(cfg agentapi.TaskConfig) (agentapi.TaskInfo, error) {
 	}
 	s.tasks[cfg.ID] = t
 	s.log.Info("task submitted", "task", cfg.ID, "name", cfg.Name, "image", cfg.ImageName)
-	go s.setup(ctx, t)
+	s.spawn(func() { s.setup(ctx, t) })
 	return t.info(), nil
 }
 
@@ -229,7 +229,7 @@ func (s *Shim) setup(ctx context.Context, t *task) {
 		s.log.Info("task status", "task", t.cfg.ID, "status", t.status, "container", id)
 	}
 	s.mu.Unlock()
-	go s.watch(t, id)
+	s.spawn(func() { s.watch(t, id) })
 }
 
 // watch waits for the container to exit and terminates the task then (unless a terminate request
@@ -651,7 +651,7 @@ func (s *Shim) recover(ctx context.Context) error {
 					s.gpuLocks[g] = id
 				}
 			}
-			go s.watch(t, c.ID)
+			s.spawn(func() { s.watch(t, c.ID) })
 		} else {
 			t.status = agentapi.TaskTerminated
 			if c.ExitCode == 0 {
