@@ -35,6 +35,15 @@ type InstanceConfig struct {
 	// Tags go on every resource created for the machine, so the orphan reconciler can find it
 	// (dstack_project, dstack_server, dstack_instance at least).
 	Tags map[string]string
+	// Volumes are the network volumes the job mounts, for container backends that mount them when
+	// the machine is created (RunPod); VM backends attach them later through a VolumeAttacher.
+	Volumes []MountedVolume
+}
+
+// MountedVolume is a volume and where the job sees it.
+type MountedVolume struct {
+	Volume VolumeProvisioningData
+	Path   string
 }
 
 // ProvisioningData is dstack's JobProvisioningData: where the machine is and how to reach it.
