@@ -15,6 +15,7 @@ const (
 	TableInstances = "instances"
 	TableRuns      = "runs"
 	TableJobs      = "jobs"
+	TableVolumes   = "volumes"
 )
 
 // ErrLeaseLost is a guarded write by a replica whose lease on the row has expired and been taken.
@@ -31,7 +32,7 @@ type Lease struct {
 
 func checkTable(t string) {
 	switch t {
-	case TableFleets, TableInstances, TableRuns, TableJobs:
+	case TableFleets, TableInstances, TableRuns, TableJobs, TableVolumes:
 	default:
 		panic("store: not a leased table: " + t)
 	}

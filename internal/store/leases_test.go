@@ -40,6 +40,7 @@ func runRunsSuite(t *testing.T, newDB func(t *testing.T) string) {
 		{"LeasesTwoReplicas", testLeasesTwoReplicas},
 		{"CloudInstances", testCloudInstances},
 		{"MetricsPoints", testMetricsPoints},
+		{"Volumes", testVolumes},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB(t)) })
 	}
