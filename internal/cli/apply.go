@@ -54,11 +54,11 @@ func loadConfigFile(path string) (*configFile, error) {
 	}
 	typ, _ := conf["type"].(string)
 	switch typ {
-	case "fleet", "task", "dev-environment", "service":
+	case "fleet", "task", "dev-environment", "service", "volume":
 	case "":
-		return nil, fmt.Errorf("%s: `type` is missing (fleet, task, dev-environment or service)", path)
+		return nil, fmt.Errorf("%s: `type` is missing (fleet, volume, task, dev-environment or service)", path)
 	default:
-		return nil, fmt.Errorf("%s: type %q is not supported by this CLI (fleet, task, dev-environment or service)", path, typ)
+		return nil, fmt.Errorf("%s: type %q is not supported by this CLI (fleet, volume, task, dev-environment or service)", path, typ)
 	}
 	if r, ok := conf["resources"]; ok && r != nil {
 		// Send the full object form, as dstack's CLI does.
@@ -185,8 +185,11 @@ func newApplyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cf.Type == "fleet" {
+			switch cf.Type {
+			case "fleet":
 				return applyFleet(cmd, c, p.Name, cf, yes, detach, force)
+			case "volume":
+				return applyVolume(cmd, c, p.Name, cf, yes, detach)
 			}
 			return applyRun(cmd, c, p.Name, cf, name, yes, detach, force)
 		},
@@ -446,23 +449,26 @@ func newDeleteCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "delete -f FILE",
-		Short: "Delete the fleet a configuration file describes",
+		Short: "Delete the fleet or volume a configuration file describes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cf, err := loadConfigFile(file)
 			if err != nil {
 				return err
 			}
-			if cf.Type != "fleet" {
+			if cf.Type != "fleet" && cf.Type != "volume" {
 				return fmt.Errorf("%s is a %s configuration: stop runs with `dstack stop NAME`", cf.Path, cf.Type)
 			}
 			name, _ := cf.Conf["name"].(string)
 			if name == "" {
-				return fmt.Errorf("%s has no name: delete the fleet with `dstack fleet delete NAME`", cf.Path)
+				return fmt.Errorf("%s has no name: delete it with `dstack %s delete NAME`", cf.Path, cf.Type)
 			}
 			p, c, err := currentProject(project)
 			if err != nil {
 				return err
+			}
+			if cf.Type == "volume" {
+				return deleteVolume(cmd, c, p.Name, name, yes)
 			}
 			if _, err := c.GetFleet(cmd.Context(), p.Name, name); err != nil {
 				return err

@@ -25,11 +25,11 @@ var VolumeBackends = map[string]bool{"aws": false, "gcp": false, "runpod": true}
 
 // VolumeConfiguration is `type: volume`: a new volume (`size`) or an existing one (`volume_id`).
 type VolumeConfiguration struct {
-	Type             string            `json:"type"`
-	Name             *string           `json:"name"`
-	Backend          string            `json:"backend"`
-	Region           string            `json:"region"`
-	AvailabilityZone *string           `json:"availability_zone"`
+	Type             string  `json:"type"`
+	Name             *string `json:"name"`
+	Backend          string  `json:"backend"`
+	Region           string  `json:"region"`
+	AvailabilityZone *string `json:"availability_zone"`
 	// Size is in GB; the CLI sends a number, a file may say "100GB".
 	Size                *float64          `json:"size"`
 	VolumeID            *string           `json:"volume_id"`

@@ -19,6 +19,7 @@ import (
 	"github.com/dstackgo/dstack/internal/runs"
 	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
+	"github.com/dstackgo/dstack/internal/volumes"
 )
 
 // WorkOptions configure the server's background work (see package pipeline).
@@ -90,6 +91,7 @@ type background struct {
 	logs    *logstore.Store
 	group   *pipeline.Group
 	orphans *fleets.Reconciler
+	volumes *volumes.Service
 }
 
 // work holds the background state; it is built on first use with the options set by ConfigureWork.
@@ -129,6 +131,7 @@ func (s *Server) work() *background {
 		MetricsInterval: o.MetricsInterval, MetricsTTL: o.MetricsTTL}
 	b.orphans = &fleets.Reconciler{Store: s.store, Log: s.log, ServerID: serverID, Backends: s.cloudBackends,
 		Interval: o.OrphanInterval, Grace: o.OrphanGrace}
+	b.volumes = &volumes.Service{Store: s.store, Compute: s.computeFor, ServerID: serverID, Log: s.log}
 	pipe := func(table string, fn pipeline.Func) *pipeline.Pipeline {
 		return &pipeline.Pipeline{Table: table, Store: s.store, Process: fn, TTL: o.LeaseTTL, Poll: o.Poll, Log: s.log}
 	}
@@ -137,6 +140,7 @@ func (s *Server) work() *background {
 		pipe(store.TableFleets, b.fleets.ProcessFleet),
 		pipe(store.TableJobs, b.runs.ProcessJob),
 		pipe(store.TableRuns, b.runs.ProcessRun),
+		pipe(store.TableVolumes, b.volumes.Process),
 	)
 	s.bg.bg = b
 	return b

@@ -24,7 +24,8 @@ import (
 //     <Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>):
 //     DescribeAvailabilityZones, DescribeVpcs, DescribeSubnets, DescribeRouteTables,
 //     DescribeSecurityGroups, CreateSecurityGroup, AuthorizeSecurityGroupIngress, DescribeImages,
-//     RunInstances, DescribeInstances, TerminateInstances.
+//     RunInstances, DescribeInstances, TerminateInstances, and the EBS volume actions of
+//     aws_volumes.go.
 //   - STS (Query API, Version=2011-06-15): GetCallerIdentity. IAM (Query API, Version=2010-05-08):
 //     GetInstanceProfile. Both answer <Action>Response><Action>Result>... and errors
 //     <ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>.
@@ -755,6 +756,12 @@ func init() {
 			"TagSpecification", "UserData"}, ec2RunInstances},
 		"DescribeInstances":  {[]string{"Filter", "InstanceId", "MaxResults", "NextToken"}, ec2DescribeInstances},
 		"TerminateInstances": {[]string{"InstanceId"}, ec2TerminateInstances},
+		"CreateVolume": {[]string{"AvailabilityZone", "ClientToken", "Encrypted", "Iops", "Size", "SnapshotId",
+			"TagSpecification", "Throughput", "VolumeType"}, ec2CreateVolume},
+		"DescribeVolumes": {[]string{"Filter", "MaxResults", "NextToken", "VolumeId"}, ec2DescribeVolumes},
+		"DeleteVolume":    {[]string{"VolumeId"}, ec2DeleteVolume},
+		"AttachVolume":    {[]string{"Device", "InstanceId", "VolumeId"}, ec2AttachVolume},
+		"DetachVolume":    {[]string{"Device", "Force", "InstanceId", "VolumeId"}, ec2DetachVolume},
 	}
 }
 
