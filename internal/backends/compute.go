@@ -63,6 +63,16 @@ type ProvisioningData struct {
 	// runs dstack-runner (container backends such as RunPod and Vast.ai).
 	Dockerized  bool   `json:"dockerized"`
 	BackendData string `json:"backend_data,omitempty"`
+	// SSHProxy is the jump host between dstack and the machine, when it cannot be reached directly
+	// (Kubernetes: the project's jump pod behind a NodePort).
+	SSHProxy *SSHProxy `json:"ssh_proxy,omitempty"`
+}
+
+// SSHProxy is an SSH jump host, dstack's SSHConnectionParams.
+type SSHProxy struct {
+	Hostname string `json:"hostname"`
+	Port     int    `json:"port"`
+	Username string `json:"username"`
 }
 
 // NoCapacityError is a provider saying it has no machine of that kind now.

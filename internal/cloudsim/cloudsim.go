@@ -23,6 +23,7 @@ package cloudsim
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +124,13 @@ func Start(cfg Config) (*Cloud, error) {
 			c.Close()
 			return nil, fmt.Errorf("cloudsim: %s: %w", typ, err)
 		}
-		p := &Provider{Type: typ, Sim: sim, URL: "http://" + ln.Addr().String() + fake.Prefix(typ),
+		scheme := "http"
+		if fake.TLS(typ) {
+			// The provider's SDK refuses http (Azure); clients trust fake.SimCertPEM through the
+			// SSL_CERT_FILE that Env exports.
+			scheme, ln = "https", tls.NewListener(ln, fake.SimTLSConfig())
+		}
+		p := &Provider{Type: typ, Sim: sim, URL: scheme + "://" + ln.Addr().String() + fake.Prefix(typ),
 			srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}}
 		c.serve(p.srv, ln)
 		c.Providers = append(c.Providers, p)

@@ -18,6 +18,7 @@ import (
 	"github.com/dstackgo/dstack/internal/cloudsim"
 	"github.com/dstackgo/dstack/internal/config"
 	"github.com/dstackgo/dstack/internal/offers"
+	"github.com/dstackgo/dstack/internal/schema"
 	"github.com/dstackgo/dstack/internal/testutil"
 )
 
@@ -79,12 +80,16 @@ func TestExports(t *testing.T) {
 	cloud := start(t, cloudsim.Config{})
 	out := cloud.Exports()
 	for _, typ := range fake.Types() {
-		re := regexp.MustCompile(`(?m)^export ` + backends.EnvAPIURL(typ) + `=http://127\.0\.0\.1:\d+` + regexp.QuoteMeta(fake.Prefix(typ)) + `$`)
+		scheme := "http"
+		if fake.TLS(typ) {
+			scheme = "https"
+		}
+		re := regexp.MustCompile(`(?m)^export ` + backends.EnvAPIURL(typ) + `=` + scheme + `://127\.0\.0\.1:\d+` + regexp.QuoteMeta(fake.Prefix(typ)) + `$`)
 		if !re.MatchString(out) {
 			t.Errorf("exports lack %s:\n%s", typ, out)
 		}
 		d, _ := backends.Lookup(typ)
-		if got := backends.APIURL(typ, d.DefaultAPIURL); !strings.HasPrefix(got, "http://127.0.0.1:") {
+		if got := backends.APIURL(typ, d.DefaultAPIURL); !strings.HasPrefix(got, scheme+"://127.0.0.1:") {
 			t.Errorf("%s resolves to %s", typ, got)
 		}
 	}
@@ -110,9 +115,10 @@ func TestLifecycle(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			d, _ := backends.Lookup(typ)
 			cfg := fake.GoodConfig(typ)
-			// Any credential without "invalid" is accepted.
+			// Any credential without "invalid" is accepted; a private key (OCI's key_content) stays
+			// one, since the client signs with it.
 			for k, v := range cfg.Values["creds"].(map[string]any) {
-				if k != "type" {
+				if k != "type" && !strings.Contains(v.(string), "PRIVATE KEY") {
 					cfg.Values["creds"].(map[string]any)[k] = "sim-" + v.(string)[len(v.(string))-4:]
 				}
 			}
@@ -309,7 +315,7 @@ func TestSeedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, cloudsim.Config{})
+	cloud := start(t, cloudsim.Config{})
 	seen := map[string]int{}
 	for _, b := range testutil.YAMLBlocks(string(md)) {
 		m := typeLine.FindStringSubmatch(b.Text)
@@ -317,14 +323,36 @@ func TestSeedExamples(t *testing.T) {
 			continue
 		}
 		typ := m[1]
+		if missing := missingRequired(typ, b.Text); missing != "" {
+			// An excerpt that shows one feature (Azure's vpc_ids and public_ips examples) and
+			// leaves out the backend's required keys is not a config to load.
+			t.Logf("%s example at line %d is an excerpt without %s; skipped", typ, b.Line, missing)
+			continue
+		}
 		seen[typ]++
 		t.Run(typ+"@"+itoa(b.Line), func(t *testing.T) {
+			// Files the example reads from the server user's home (OCI's ~/.oci/config and key).
+			if home := t.TempDir(); fake.HomeFiles(typ, home) != nil {
+				for rel, content := range fake.HomeFiles(typ, home) {
+					p := filepath.Join(home, rel)
+					if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t.Setenv("HOME", home)
+			}
+			// Files the example names in a creds file reference (a GCP key's filename).
+			d, _ := backends.Lookup(typ)
+			refs := fileRefs(d)
+			writeReferencedFiles(t, b.Text, typ, cloud, refs)
 			srv, err := config.Parse("backends.md", []byte(b.Text), config.Options{Getenv: func(string) string { return "" }})
 			if err != nil {
 				t.Fatalf("the seed example does not load: %v", err)
 			}
 			cfg := srv.Projects[0].Backends[0]
-			d, _ := backends.Lookup(typ)
 			if err := d.Check(ctx(t, 10*time.Second), cfg); err != nil {
 				t.Fatalf("Check = %v", err)
 			}
@@ -339,6 +367,11 @@ func TestSeedExamples(t *testing.T) {
 				}
 				bad := cloneConfig(cfg)
 				bad.Values["creds"].(map[string]any)[k] = "invalid"
+				if to, ok := refs[k]; ok {
+					// A file reference set to `invalid` names a file that does not exist, whose
+					// contents the config then lacks.
+					delete(bad.Values["creds"].(map[string]any), to)
+				}
 				err := d.Check(ctx(t, 10*time.Second), bad)
 				var ce *backends.CredentialsError
 				if !errors.As(err, &ce) {
@@ -361,6 +394,57 @@ func TestSeedExamples(t *testing.T) {
 	}
 }
 
+// fileRefs maps the creds keys that name files to the keys their contents go to (gcp:
+// filename → data).
+func fileRefs(d *backends.Driver) map[string]string {
+	out := map[string]string{}
+	for _, f := range d.Fields {
+		if f.Name != "creds" {
+			continue
+		}
+		for _, v := range f.Variants {
+			if v.FileRef != nil {
+				out[v.FileRef.From] = v.FileRef.To
+			}
+		}
+	}
+	return out
+}
+
+var keyValueLine = regexp.MustCompile(`(?m)^\s*(\w+):\s*(\S+)\s*$`)
+
+// writeReferencedFiles writes the files an example names in a creds file reference under a
+// temporary home, with the contents of the simulation's good config (for gcp, a key whose
+// token_uri is the simulator).
+func writeReferencedFiles(t *testing.T, text, typ string, cloud *cloudsim.Cloud, refs map[string]string) {
+	t.Helper()
+	var url string
+	for _, p := range cloud.Providers {
+		if p.Type == typ {
+			url = p.URL
+		}
+	}
+	home := ""
+	for _, m := range keyValueLine.FindAllStringSubmatch(text, -1) {
+		to, ok := refs[m[1]]
+		if !ok {
+			continue
+		}
+		if home == "" {
+			home = t.TempDir()
+			t.Setenv("HOME", home)
+		}
+		content, _ := fake.GoodConfigAt(typ, url).Values["creds"].(map[string]any)[to].(string)
+		path := schema.ExpandHome(m[2])
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func cloneConfig(c backends.Config) backends.Config {
 	v := map[string]any{}
 	for k, x := range c.Values {
@@ -379,4 +463,19 @@ func cloneConfig(c backends.Config) backends.Config {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// missingRequired names a required key of typ's schema (besides creds) that text does not set, ""
+// when it sets them all.
+func missingRequired(typ, text string) string {
+	d, ok := backends.Lookup(typ)
+	if !ok {
+		return ""
+	}
+	for _, f := range d.Fields {
+		if f.Required && f.Name != "creds" && !regexp.MustCompile(`(?m)^\s*`+regexp.QuoteMeta(f.Name)+`:`).MatchString(text) {
+			return f.Name
+		}
+	}
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/dstackgo/dstack/internal/agentapi"
 	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/models"
+	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
 )
 
@@ -76,6 +77,9 @@ func ToBackend(jpd models.JobProvisioningData) *backends.ProvisioningData {
 	if jpd.BackendData != nil {
 		pd.BackendData = *jpd.BackendData
 	}
+	if p := jpd.SSHProxy; p != nil {
+		pd.SSHProxy = &backends.SSHProxy{Hostname: p.Hostname, Port: p.Port, Username: p.Username}
+	}
 	return pd
 }
 
@@ -89,6 +93,9 @@ func FromBackend(pd *backends.ProvisioningData, it models.InstanceType) *models.
 	if pd.BackendData != "" {
 		bd := pd.BackendData
 		jpd.BackendData = &bd
+	}
+	if p := pd.SSHProxy; p != nil {
+		jpd.SSHProxy = &models.SSHConnectionParams{Hostname: p.Hostname, Port: p.Port, Username: p.Username}
 	}
 	return jpd
 }
@@ -172,7 +179,8 @@ func (s *Service) provisionCloud(ctx context.Context, l store.Lease, inst *model
 		}
 		return 0, s.cloudReady(ctx, l, inst)
 	}
-	if installsShim[inst.Backend] {
+	// cloud-init starts the shim, unless the backend has none or it has not done so in its grace.
+	if installsShim[inst.Backend] || s.shimLate(ctx, inst, t) {
 		_, _, err := s.startShim(ctx, l, inst, t, true)
 		var pe *ProvisionError
 		if errors.As(err, &pe) {
@@ -183,15 +191,31 @@ func (s *Service) provisionCloud(ctx context.Context, l store.Lease, inst *model
 		}
 		return 0, s.cloudReady(ctx, l, inst)
 	}
-	// cloud-init starts the shim: wait for it.
-	setup := &hostSetup{env: shimEnv(inst.Remote, "")}
-	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := agentapi.NewShimClient(fmt.Sprintf("http://127.0.0.1:%d", setup.shimPort()), s.Pool.HTTPClient(t, 10*time.Second)).Healthcheck(hctx)
-	cancel()
-	if err != nil {
+	if err := s.shimHealth(ctx, inst, t); err != nil {
 		return retry("waiting for dstack-shim: " + shortError(connectError(t, err)))
 	}
 	return 0, s.cloudReady(ctx, l, inst)
+}
+
+func (s *Service) shimHealth(ctx context.Context, inst *models.Instance, t sshpool.Target) error {
+	setup := &hostSetup{env: shimEnv(inst.Remote, "")}
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := agentapi.NewShimClient(fmt.Sprintf("http://127.0.0.1:%d", setup.shimPort()), s.Pool.HTTPClient(t, 10*time.Second)).Healthcheck(hctx)
+	return err
+}
+
+// shimLate reports whether a VM is reachable over SSH but its shim has not answered within the
+// cloud-init grace after the machine was created.
+func (s *Service) shimLate(ctx context.Context, inst *models.Instance, t sshpool.Target) bool {
+	if time.Since(inst.CreatedAt) < s.cloudInitGrace() || s.shimHealth(ctx, inst, t) == nil {
+		return false
+	}
+	if _, err := s.Pool.Client(ctx, t); err != nil {
+		return false // not reachable yet: keep waiting
+	}
+	s.log().Warn("cloud-init has not started dstack-shim; installing it over SSH", "instance", inst.Name, "backend", inst.Backend)
+	return true
 }
 
 // cloudReady makes a provisioned cloud instance busy with its job (or idle) and wakes the job.

@@ -51,6 +51,21 @@ type Service struct {
 	// instance is terminated (default DefaultTerminationDeadline); an SSH-fleet host is only marked
 	// unreachable, for ever if need be, and goes back to use once it answers again.
 	TerminationDeadline time.Duration
+	// CloudInitGrace is how long a reachable VM's cloud-init has to start dstack-shim before the
+	// server installs it over SSH itself, as on SSH fleet hosts (default DefaultCloudInitGrace). A
+	// machine whose cloud-init failed (no route to the shim's URL, an image without cloud-init)
+	// thus still comes up.
+	CloudInitGrace time.Duration
+}
+
+// DefaultCloudInitGrace is how long cloud-init has to start dstack-shim on a reachable VM.
+const DefaultCloudInitGrace = 3 * time.Minute
+
+func (s *Service) cloudInitGrace() time.Duration {
+	if s.CloudInitGrace > 0 {
+		return s.CloudInitGrace
+	}
+	return DefaultCloudInitGrace
 }
 
 // DefaultTerminationDeadline is how long an instance may be unreachable before its job fails and a

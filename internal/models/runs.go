@@ -87,6 +87,7 @@ const (
 	JobContainerExitedError   = "container_exited_with_error"
 	JobCreatingContainerError = "creating_container_error"
 	JobExecutorError          = "executor_error"
+	JobVolumeError            = "volume_error"
 	JobMaxDurationExceeded    = "max_duration_exceeded"
 )
 

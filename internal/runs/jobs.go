@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -45,6 +46,7 @@ type job struct {
 	j     *models.Job
 	run   *models.Run
 	inst  *models.Instance // loaded on demand
+	vols  *jobVolumes      // the job's network volumes, while it is being assigned
 }
 
 // ProcessJob moves a job submission through its lifecycle as far as it can go now.
@@ -140,6 +142,24 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 		}
 		masterFleet, masterInst = mi.FleetID, mi
 	}
+	jv, err := p.volumes(ctx)
+	var problem *volumeProblem
+	switch {
+	case errors.As(err, &problem):
+		p.terminating(models.JobVolumeError, problem.msg)
+		return 0, p.save(ctx)
+	case errors.Is(err, errWaitVolumes):
+		if j.StatusMessage != "waiting for volumes" {
+			j.StatusMessage = "waiting for volumes"
+			if err := p.save(ctx); err != nil {
+				return 0, err
+			}
+		}
+		return 2 * time.Second, nil
+	case err != nil:
+		return 0, err
+	}
+	p.vols = jv
 	insts, err := p.Store.ListInstances(ctx, store.InstanceFilter{ProjectIDs: []string{j.ProjectID}, OnlyActive: true,
 		Page: store.Page{Ascending: true}})
 	if err != nil {
@@ -183,6 +203,9 @@ func (p *job) assign(ctx context.Context) (time.Duration, error) {
 			continue // a container backend's machine ran its one job
 		}
 		k, why := BlocksFor(inst, name, j.Spec.Requirements, spec.Configuration, params)
+		if why == "" && !jv.fitsInstance(inst) {
+			why = "not where the job's volumes are"
+		}
 		if why != "" {
 			reasons = append(reasons, inst.Name+": "+why)
 			continue
@@ -399,6 +422,14 @@ func (p *job) submitTask(ctx context.Context) (time.Duration, error) {
 	}
 	if inst.Remote != nil {
 		cfg.HostSSHUser = inst.Remote.User
+	}
+	if err := p.attachVolumes(ctx, inst, &cfg); err != nil {
+		var problem *volumeProblem
+		if !errors.As(err, &problem) {
+			return 0, err
+		}
+		p.terminating(models.JobVolumeError, problem.msg)
+		return 0, p.save(ctx)
 	}
 	if len(inst.InstanceType.Resources.Gpus) > 0 {
 		cfg.GPU = -1 // the whole instance is the job's
@@ -745,6 +776,7 @@ func (p *job) finish(ctx context.Context) (time.Duration, error) {
 		if !inst.Unreachable && inst.Status == models.InstanceBusy && (inst.JobID == j.ID || shared) {
 			p.stopContainer(ctx)
 		}
+		p.detachVolumes(ctx, inst)
 		if shared {
 			// The blocks go back in the transaction that ends the job, so that they go back once.
 			p.endJob()

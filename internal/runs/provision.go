@@ -132,9 +132,24 @@ func (p *job) provision(ctx context.Context, master *models.Instance) (tried boo
 			fleetName = f.Name
 		}
 	}
+	p.vols.restrict(&q)
 	list, explanation, err := p.Offers(ctx, j.ProjectID, q, p.maxOffersTried())
-	if err != nil || len(list) == 0 {
+	if err != nil {
 		return false, explanation, err
+	}
+	// Only where the job's volumes are, in their zone.
+	var vols [][]*models.Volume
+	fitting := list[:0:0]
+	for _, o := range list {
+		if o, v, ok := p.vols.fitOffer(o); ok {
+			fitting, vols = append(fitting, o), append(vols, v)
+		}
+	}
+	if list = fitting; len(list) == 0 {
+		if explanation == "" && p.vols != nil {
+			explanation = "no offer where the job's volumes are"
+		}
+		return false, explanation, nil
 	}
 	proj, err := p.Store.GetProjectByID(ctx, j.ProjectID)
 	if err != nil {
@@ -150,7 +165,7 @@ func (p *job) provision(ctx context.Context, master *models.Instance) (tried boo
 		if err := p.save(ctx); err != nil {
 			return true, "", err
 		}
-		done, why, err := p.tryOffer(ctx, proj, fleetName, o)
+		done, why, err := p.tryOffer(ctx, proj, fleetName, o, vols[i])
 		if err != nil || done {
 			return true, "", err
 		}
@@ -163,7 +178,7 @@ func (p *job) provision(ctx context.Context, master *models.Instance) (tried boo
 
 // tryOffer asks the offer's backend for a machine and records it. done is false when the backend
 // refused (why says how); err is a failure of the server itself.
-func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName string, o offers.Offer) (done bool, why string, err error) {
+func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName string, o offers.Offer, vols []*models.Volume) (done bool, why string, err error) {
 	j, run := p.j, p.run
 	compute, err := p.Compute(ctx, j.ProjectID, o.Backend)
 	if err != nil {
@@ -175,6 +190,9 @@ func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName stri
 	}
 	name := fmt.Sprintf("%s-%d", fleetName, num)
 	cfg := p.instanceConfig(proj, name, o)
+	if o.InstanceRuntime == offers.RuntimeRunner {
+		cfg.Volumes = mountedVolumes(p.vols, vols) // a container backend mounts them at creation
+	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	pd, err := compute.CreateInstance(cctx, o, cfg)

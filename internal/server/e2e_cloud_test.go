@@ -99,6 +99,8 @@ func newCloudE2E(t *testing.T, typ string, hosted bool) (*e2e, *cloudSim, *testh
 	// Long enough for a busy CI machine; TestE2ECloudUnreachable waits for it.
 	opts.UnreachableGrace, opts.DefaultImage = 10*time.Second, e.jobImage
 	opts.OrphanInterval, opts.OrphanGrace = 300*time.Millisecond, time.Second
+	// The test hosts run no cloud-init: the server installs the shim over SSH after this grace.
+	opts.CloudInitGrace = time.Second
 	e.srv.ConfigureWork(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := e.srv.StartWork(ctx)

@@ -50,14 +50,18 @@ type WorkOptions struct {
 	// MetricsInterval is how often running jobs' metrics are sampled (default 10s); MetricsTTL is
 	// how long the samples are kept (default 1h, DSTACK_SERVER_METRICS_TTL_SECONDS).
 	MetricsInterval, MetricsTTL time.Duration
+	// CloudInitGrace is how long cloud-init has to start dstack-shim on a reachable VM before the
+	// server installs it over SSH (default 3 min, DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS).
+	CloudInitGrace time.Duration
 }
 
 // WorkOptionsFromEnv reads the options of `dstack server` from its environment: DSTACK_AGENTS_DIR,
 // DSTACK_SERVER_DEFAULT_IMAGE, DSTACK_SERVER_LEASE_TTL_SECONDS, DSTACK_SERVER_POLL_SECONDS,
 // DSTACK_SERVER_MAX_OFFERS_TRIED, DSTACK_SERVER_ORPHAN_INTERVAL_SECONDS ("off" disables the
 // reconciler), DSTACK_SERVER_ORPHAN_GRACE_SECONDS, DSTACK_SERVER_METRICS_TTL_SECONDS and
-// DSTACK_SERVER_METRICS_INTERVAL_SECONDS (how often running jobs are sampled, 10) and
-// DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS (20 min).
+// DSTACK_SERVER_METRICS_INTERVAL_SECONDS (how often running jobs are sampled, 10),
+// DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS (20 min) and
+// DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS (3 min).
 func WorkOptionsFromEnv(dir string) WorkOptions {
 	o := WorkOptions{Dir: dir, AgentsDir: os.Getenv("DSTACK_AGENTS_DIR"), DefaultImage: os.Getenv("DSTACK_SERVER_DEFAULT_IMAGE")}
 	seconds := func(name string) time.Duration {
@@ -78,6 +82,7 @@ func WorkOptionsFromEnv(dir string) WorkOptions {
 	o.MetricsTTL = seconds("DSTACK_SERVER_METRICS_TTL_SECONDS")
 	o.UnreachableGrace = seconds("DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS")
 	o.MetricsInterval = seconds("DSTACK_SERVER_METRICS_INTERVAL_SECONDS")
+	o.CloudInitGrace = seconds("DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS")
 	return o
 }
 
@@ -123,7 +128,8 @@ func (s *Server) work() *background {
 	}
 	b := &background{opts: o, agents: fleets.Agents{Dir: o.AgentsDir}, pool: sshpool.New()}
 	b.fleets = &fleets.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Log: s.log, Wake: b.wake,
-		HealthInterval: o.HealthInterval, Compute: s.computeFor, TerminationDeadline: o.UnreachableGrace}
+		HealthInterval: o.HealthInterval, Compute: s.computeFor, TerminationDeadline: o.UnreachableGrace,
+		CloudInitGrace: o.CloudInitGrace}
 	b.logs = &logstore.Store{Dir: o.Dir}
 	b.runs = &runs.Service{Store: s.store, Pool: b.pool, Logs: b.logs, Log: s.log, Wake: b.wake,
 		DefaultImage: o.DefaultImage, UnreachableGrace: o.UnreachableGrace, Offers: s.jobOffers, Compute: s.computeFor,

@@ -38,7 +38,12 @@ func (s *Shim) prepareVolumes(ctx context.Context, volumes []agentapi.VolumeInfo
 		}
 		dev := v.DeviceName
 		if _, err := os.Stat(dev); err != nil {
-			return fmt.Errorf("volume %s: device %s: %w", v.Name, dev, err)
+			// On AWS Nitro instances an EBS volume is an NVMe device whose serial is its id.
+			nvme := "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + strings.ReplaceAll(v.VolumeID, "-", "")
+			if _, nerr := os.Stat(nvme); v.Backend != "aws" || nerr != nil {
+				return fmt.Errorf("volume %s: device %s: %w", v.Name, dev, err)
+			}
+			dev = nvme
 		}
 		fsType, _ := s.run(ctx, "blkid", "-o", "value", "-s", "TYPE", dev)
 		if strings.TrimSpace(fsType) == "" {

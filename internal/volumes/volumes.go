@@ -118,9 +118,21 @@ func (s *Service) fail(ctx context.Context, l store.Lease, v *models.Volume, msg
 // delete removes a volume whose deletion was requested, once nothing has it attached; volumes dstack
 // does not own (volume_id) are only forgotten.
 func (s *Service) delete(ctx context.Context, l store.Lease, v *models.Volume) (time.Duration, error) {
-	attached, err := s.Store.VolumeAttachments(ctx, v.ID, "")
+	all, err := s.Store.VolumeAttachments(ctx, v.ID, "")
 	if err != nil {
 		return 0, err
+	}
+	var attached []models.VolumeAttachment
+	for _, a := range all {
+		inst, err := s.Store.GetInstance(ctx, a.InstanceID)
+		if err == nil && models.InstanceActive(inst.Status) {
+			attached = append(attached, a)
+			continue
+		}
+		// The provider detached it when the instance went away.
+		if err := s.Store.RemoveVolumeAttachment(ctx, a.VolumeID, a.InstanceID); err != nil {
+			return 0, err
+		}
 	}
 	if len(attached) > 0 {
 		msg := fmt.Sprintf("waiting for %d instance(s) to detach it", len(attached))

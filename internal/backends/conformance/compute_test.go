@@ -30,6 +30,12 @@ func instanceConfig(name string) backends.InstanceConfig {
 	}
 }
 
+// realServer lists the backends tested against their provider's real server software in their own
+// package instead of a simulation here, and why.
+var realServer = map[string]string{
+	"kubernetes": "its package runs the lifecycle against a real kube-apiserver with kwok nodes (DSTACK_TEST_KUBE_BIN)",
+}
+
 // computeTypes lists the backends this build can provision on that have a simulation.
 func computeTypes(t *testing.T) []*backends.Driver {
 	var out []*backends.Driver
@@ -39,7 +45,9 @@ func computeTypes(t *testing.T) []*backends.Driver {
 			continue
 		}
 		if !fake.Has(typ) {
-			if fake.HasGRPC(typ) {
+			if why, ok := realServer[typ]; ok {
+				t.Logf("%s has no simulation: %s", typ, why)
+			} else if fake.HasGRPC(typ) {
 				t.Logf("%s is simulated over gRPC; its package runs the same lifecycle against that fake", typ)
 			} else {
 				t.Errorf("%s can provision machines but has no simulation", typ)
@@ -277,6 +285,10 @@ func TestLiveOffers(t *testing.T) {
 	for _, typ := range backends.Types() {
 		d, _ := backends.Lookup(typ)
 		if d.NewOffers == nil {
+			continue
+		}
+		if why, ok := realServer[typ]; ok {
+			t.Logf("%s has no simulation: %s", typ, why)
 			continue
 		}
 		t.Run(typ, func(t *testing.T) {

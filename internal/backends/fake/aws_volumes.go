@@ -20,7 +20,8 @@ type awsVolume struct {
 	SizeGB               int
 	Created              time.Time
 	Tags                 map[string]string
-	Instance, Device     string // the attachment, if any
+	Instance, Device     string   // the attachment, if any
+	History              []string // every instance it was attached to, in order
 }
 
 var volumeIDRe = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
@@ -222,6 +223,7 @@ func ec2AttachVolume(q *awsReq) string {
 		}
 	}
 	v.Instance, v.Device = inst, dev
+	v.History = append(v.History, inst)
 	var w xw
 	w.el("volumeId", v.ID)
 	w.el("instanceId", inst)
@@ -267,4 +269,14 @@ func (s *Sim) AWSVolumes() map[string]string {
 		out[id] = o.(*awsVolume).Instance
 	}
 	return out
+}
+
+// AWSAttachments lists the instances an EBS volume was ever attached to, in order.
+func (s *Sim) AWSAttachments(id string) []string {
+	s.launchMu.Lock()
+	defer s.launchMu.Unlock()
+	if v, ok := s.Objects(awsVolumesKind)[id].(*awsVolume); ok {
+		return append([]string(nil), v.History...)
+	}
+	return nil
 }

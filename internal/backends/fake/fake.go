@@ -207,6 +207,17 @@ type provider struct {
 	// env, when set, lists the NAME=value settings besides DSTACK_<TYPE>_API_URL that point a
 	// provider's SDK at the simulation at url (AWS_ENDPOINT_URL, credentials for a default chain).
 	env func(url string) []string
+	// at, when set, makes the good and bad entries of a simulation serving at url, for credentials
+	// that name the provider's own endpoints (a GCP service-account key's token_uri); good and bad
+	// are then what GoodConfig and BadConfig give without a URL.
+	at func(url string) (good, bad map[string]any)
+	// tls is true for providers whose SDK refuses http endpoints (Azure): their servers serve https
+	// with SimTLSConfig, and Use points SSL_CERT_FILE at CertFile.
+	tls bool
+	// homeFiles, when set, are files (path relative to a home directory -> content) that the
+	// seed's examples of the provider read from the server user's home (OCI's ~/.oci/config and
+	// key_file), given the home directory they will be written under.
+	homeFiles func(home string) map[string]string
 }
 
 // route is one call of a provider. serve returns "" when the request is well formed (whatever the
@@ -253,6 +264,16 @@ func Prefix(typ string) string {
 func Env(typ, url string) []string {
 	if p, ok := providers[typ]; ok && p.env != nil {
 		return p.env(url)
+	}
+	return nil
+}
+
+// HomeFiles lists the files, by path relative to home, that the provider's seed examples read
+// from the server user's home directory when home is that directory (OCI's ~/.oci/config and its
+// key); nil for most providers.
+func HomeFiles(typ, home string) map[string]string {
+	if p, ok := providers[typ]; ok && p.homeFiles != nil {
+		return p.homeFiles(home)
 	}
 	return nil
 }
@@ -746,22 +767,52 @@ func StartWith(t testing.TB, typ string, opts Options) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{Sim: sim}
-	s.srv = httptest.NewServer(sim)
+	if sim.p.tls {
+		s.srv = httptest.NewUnstartedServer(sim)
+		s.srv.TLS = SimTLSConfig()
+		s.srv.StartTLS()
+	} else {
+		s.srv = httptest.NewServer(sim)
+	}
 	// Cleanups run last-in first-out: release hung handlers, then close the server.
 	t.Cleanup(s.srv.Close)
 	t.Cleanup(sim.Close)
 	s.URL = s.srv.URL + sim.p.prefix
-	s.Good = config(typ, sim.p.good)
-	s.Bad = config(typ, sim.p.bad)
-	s.Secrets = append(secrets(sim.p.good), secrets(sim.p.bad)...)
+	good, bad := sim.p.good, sim.p.bad
+	if sim.p.at != nil {
+		good, bad = sim.p.at(s.URL)
+	}
+	s.Good = config(typ, good)
+	s.Bad = config(typ, bad)
+	s.Secrets = append(secrets(good), secrets(bad)...)
 	return s
 }
 
-// Use starts the fake of typ and points DSTACK_<TYPE>_API_URL at it for the rest of the test.
+// GoodConfigAt is GoodConfig for a simulation serving at url (the value of DSTACK_<TYPE>_API_URL):
+// for providers whose credentials name the provider's endpoints (a GCP key's token_uri), they
+// point there. For the others it is GoodConfig.
+func GoodConfigAt(typ, url string) backends.Config {
+	p := providers[typ]
+	if p.at == nil {
+		return config(typ, p.good)
+	}
+	good, _ := p.at(url)
+	return config(typ, good)
+}
+
+// Use starts the fake of typ and points DSTACK_<TYPE>_API_URL at it for the rest of the test (and,
+// for a TLS simulation, SSL_CERT_FILE at its certificate).
 func Use(t testing.TB, typ string) *Server {
 	t.Helper()
 	s := Start(t, typ)
 	t.Setenv(backends.EnvAPIURL(typ), s.URL)
+	if s.p.tls {
+		path, err := CertFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SSL_CERT_FILE", path)
+	}
 	return s
 }
 

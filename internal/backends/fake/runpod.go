@@ -18,6 +18,14 @@ import (
 // input types' fields, as GraphQL coerces variables), `pod(input: {podId})` with its runtime ports,
 // and `podTerminate`. A refused key gets HTTP 401 with a GraphQL error list; GraphQL-level failures
 // (no capacity, unknown pod) come with HTTP 200 and `errors`.
+//
+// Network volumes (Secure Cloud storage in one data center): `createNetworkVolume(input:
+// CreateNetworkVolumeInput! {name, size, dataCenterId})` gives a NetworkVolume {id name size
+// dataCenterId}; `deleteNetworkVolume(input: DeleteNetworkVolumeInput! {id})` returns a scalar (a
+// selection set on it is refused, as GraphQL validation does); `myself { networkVolumes }` lists
+// them. A deploy mutation with networkVolumeId must name the volume's data center as dataCenterId.
+// Deleting an unknown volume, or one a live pod mounts, is a GraphQL error. The volumes are the
+// simulation's "network-volumes" objects (Objects), each {id name size dataCenterId}.
 
 type runpodGPU struct {
 	id, display string
@@ -62,6 +70,10 @@ var (
 	gqlRoot  = regexp.MustCompile(`^\s*(?:(query|mutation)\b\s*(?:\w+)?\s*(?:\([^)]*\))?\s*)?\{\s*(\w+)`)
 	gqlPodID = regexp.MustCompile(`podId\s*:\s*"([^"]*)"`)
 	portsRe  = regexp.MustCompile(`^\d{1,5}/(tcp|http)(,\d{1,5}/(tcp|http))*$`)
+	// gqlInputType is the declared type of the $input variable.
+	gqlInputType = regexp.MustCompile(`\$input\s*:\s*([A-Za-z_]\w*!?)`)
+	// runpodDataCenter is a Secure Cloud data center id: CA-MTL-3, EU-RO-1, EUR-IS-1.
+	runpodDataCenter = regexp.MustCompile(`^[A-Z]{2,3}-[A-Z]{2,3}-\d+$`)
 )
 
 func gqlErrors(w http.ResponseWriter, status int, root string, msg, code string) {
@@ -168,6 +180,9 @@ func runpodServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 			}
 			me["pods"] = pods
 		}
+		if strings.Contains(req.Query, "networkVolumes") {
+			me["networkVolumes"] = runpodVolumes(s)
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"myself": me}})
 	case root == "gpuTypes" && !mutation:
 		list := []any{}
@@ -202,6 +217,10 @@ func runpodServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 		writeJSON(w, http.StatusOK, `{"data":{"podTerminate":null}}`)
 	case (root == "podFindAndDeployOnDemand" || root == "podRentInterruptable") && mutation:
 		return runpodDeploy(s, w, root, input)
+	case root == "createNetworkVolume" && mutation:
+		return runpodCreateVolume(s, w, req.Query, input)
+	case root == "deleteNetworkVolume" && mutation:
+		return runpodDeleteVolume(s, w, req.Query, input)
 	default:
 		gqlErrors(w, http.StatusBadRequest, "", fmt.Sprintf("Cannot query field %q on type %q.", root, map[bool]string{true: "Mutation", false: "Query"}[mutation]), "GRAPHQL_VALIDATION_FAILED")
 		return "unknown operation " + root
@@ -286,6 +305,22 @@ func runpodDeploy(s *Sim, w http.ResponseWriter, root string, in map[string]any)
 	if dc, cc := str("dataCenterId"), str("countryCode"); dc != "" && !strings.Contains(dc, "-") || cc != "" && len(cc) != 2 {
 		return bad(fmt.Sprintf("dataCenterId %q / countryCode %q are not a data center id (CA-MTL-3) and a country code (CA)", dc, cc))
 	}
+	if p := str("volumeMountPath"); p != "" && !strings.HasPrefix(p, "/") {
+		return bad(fmt.Sprintf(`volumeMountPath %q is not an absolute path`, p))
+	}
+	if id := str("networkVolumeId"); id != "" {
+		vol, ok := s.Objects("network-volumes")[id].(map[string]any)
+		if !ok {
+			gqlErrors(w, http.StatusOK, root, fmt.Sprintf("Network volume %s not found.", id), "")
+			return ""
+		}
+		// A pod mounts a network volume only in the volume's data center.
+		if dc := str("dataCenterId"); dc != vol["dataCenterId"] {
+			gqlErrors(w, http.StatusOK, root, fmt.Sprintf("Network volume %s is in data center %s; the pod must be deployed with dataCenterId %s, not %q.",
+				id, vol["dataCenterId"], vol["dataCenterId"], dc), "")
+			return ""
+		}
+	}
 	s.mu.Lock()
 	full := s.noCapacity
 	s.mu.Unlock()
@@ -314,6 +349,9 @@ func runpodDeploy(s *Sim, w http.ResponseWriter, root string, in map[string]any)
 		Env: env, Region: str("dataCenterId") + str("countryCode"), Price: price * gpuCount,
 		Extra: map[string]any{"cloud_type": str("cloudType"), "ports": str("ports"), "container_disk_gb": in["containerDiskInGb"],
 			"min_vcpu": in["minVcpuCount"], "min_memory_gb": in["minMemoryInGb"], "support_public_ip": in["supportPublicIp"]}}
+	if id := str("networkVolumeId"); id != "" {
+		m.Extra["network_volume_id"], m.Extra["volume_mount_path"] = id, str("volumeMountPath")
+	}
 	if hasBid {
 		m.Spot, m.Price = true, bid*gpuCount
 		m.Extra["bid_per_gpu"] = bid
@@ -349,4 +387,110 @@ func runpodCatalog() []catalogRow {
 		}
 	}
 	return rows
+}
+
+// runpodVolumes lists the account's network volumes, by id.
+func runpodVolumes(s *Sim) []any {
+	objs := s.Objects("network-volumes")
+	ids := make([]string, 0, len(objs))
+	for id := range objs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := []any{}
+	for _, id := range ids {
+		out = append(out, objs[id])
+	}
+	return out
+}
+
+// runpodVolumeInput checks a volume mutation's $input: declared with the input type, carrying only
+// its fields. It answers the error and returns why when the input is refused.
+func runpodVolumeInput(w http.ResponseWriter, query, typeName string, in map[string]any, fields ...string) string {
+	bad := func(msg string) string {
+		gqlErrors(w, http.StatusBadRequest, "", msg, "BAD_USER_INPUT")
+		return msg
+	}
+	m := gqlInputType.FindStringSubmatch(query)
+	if in == nil || m == nil {
+		return bad("the volume mutations must take their input as the variable $input")
+	}
+	if m[1] != typeName+"!" {
+		return bad(fmt.Sprintf(`Variable "$input" of type %q used in position expecting type "%s!".`, m[1], typeName))
+	}
+	known := map[string]bool{}
+	for _, f := range fields {
+		known[f] = true
+	}
+	var unknown []string
+	for k := range in {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	if len(unknown) > 0 {
+		return bad(fmt.Sprintf(`Variable "$input" got invalid value; Field %q is not defined by type %q.`, unknown[0], typeName))
+	}
+	return ""
+}
+
+func runpodCreateVolume(s *Sim, w http.ResponseWriter, query string, in map[string]any) string {
+	if why := runpodVolumeInput(w, query, "CreateNetworkVolumeInput", in, "name", "size", "dataCenterId"); why != "" {
+		return why
+	}
+	bad := func(msg string) string {
+		gqlErrors(w, http.StatusBadRequest, "", `Variable "$input" got invalid value; `+msg, "BAD_USER_INPUT")
+		return msg
+	}
+	name, _ := in["name"].(string)
+	dc, _ := in["dataCenterId"].(string)
+	size, ok := in["size"].(float64)
+	switch {
+	case !ok || size != float64(int(size)):
+		return bad(`Field "size" of required type "Int!" was not provided or is not an integer.`)
+	case strings.TrimSpace(name) == "":
+		return bad(`Field "name" of required type "String!" was not provided.`)
+	case !runpodDataCenter.MatchString(dc):
+		return bad(fmt.Sprintf(`Field "dataCenterId" of required type "String!" is %q, not a data center id such as CA-MTL-3.`, dc))
+	}
+	if size < 1 || size > 4000 {
+		// A well-formed request the API refuses: the size limits are RunPod's (1 to 4000 GB).
+		gqlErrors(w, http.StatusOK, "createNetworkVolume", fmt.Sprintf("Network volume size must be between 1 and 4000 GB, got %d.", int(size)), "")
+		return ""
+	}
+	vol := map[string]any{"id": s.hexID(10), "name": name, "size": int(size), "dataCenterId": dc}
+	s.putObject("network-volumes", vol["id"].(string), vol)
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"createNetworkVolume": vol}})
+	return ""
+}
+
+var gqlScalarSelection = regexp.MustCompile(`deleteNetworkVolume\s*\([^)]*\)\s*\{`)
+
+func runpodDeleteVolume(s *Sim, w http.ResponseWriter, query string, in map[string]any) string {
+	if why := runpodVolumeInput(w, query, "DeleteNetworkVolumeInput", in, "id"); why != "" {
+		return why
+	}
+	if gqlScalarSelection.MatchString(query) {
+		gqlErrors(w, http.StatusBadRequest, "", `Field "deleteNetworkVolume" must not have a selection since its type has no subfields.`, "GRAPHQL_VALIDATION_FAILED")
+		return "a selection set on deleteNetworkVolume, a scalar"
+	}
+	id, _ := in["id"].(string)
+	if id == "" {
+		gqlErrors(w, http.StatusBadRequest, "", `Variable "$input" got invalid value; Field "id" of required type "String!" was not provided.`, "BAD_USER_INPUT")
+		return "deleteNetworkVolume without id"
+	}
+	if _, ok := s.Objects("network-volumes")[id]; !ok {
+		gqlErrors(w, http.StatusOK, "deleteNetworkVolume", "Network volume not found.", "")
+		return ""
+	}
+	if users := s.list(func(m *Machine) bool {
+		return m.Status != StatusTerminated && m.Extra["network_volume_id"] == id
+	}); len(users) > 0 {
+		gqlErrors(w, http.StatusOK, "deleteNetworkVolume", fmt.Sprintf("Network volume %s is in use by pod %s; terminate the pod first.", id, users[0].ID), "")
+		return ""
+	}
+	s.deleteObject("network-volumes", id)
+	writeJSON(w, http.StatusOK, `{"data":{"deleteNetworkVolume":null}}`)
+	return ""
 }

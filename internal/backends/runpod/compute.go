@@ -21,6 +21,8 @@ import (
 // price divided by its GPU count: the bid is per GPU, issue #1890) take their input as the $input
 // variable; pod(input: {podId}) gives the runtime ports, podTerminate removes the pod; gpuTypes maps
 // the catalog's GPU names to RunPod's gpuTypeId; myself { pods } lists the pods (ListInstances).
+// Network volumes (volumes.go): a pod mounts InstanceConfig.Volumes (at most one) through
+// networkVolumeId and volumeMountPath in the deploy input, and only in the volume's data center.
 //
 // RunPod is a container backend: the pod runs the job's image with the command overridden
 // (dockerArgs) to download dstack-runner and start it with its own SSH server on port 10022, which
@@ -260,6 +262,11 @@ type pod struct {
 }
 
 func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg backends.InstanceConfig) (*backends.ProvisioningData, error) {
+	// Checked before any call: RunPod gets no pod that cannot mount its volume.
+	volumeID, mountPath, err := podVolume(offer.Instance.Name, offer.Region, cfg.Volumes)
+	if err != nil {
+		return nil, err
+	}
 	gpuTypeID, err := c.gpuTypeID(ctx, offer)
 	if err != nil {
 		return nil, err
@@ -294,6 +301,9 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 		input["dataCenterId"] = offer.Region
 	} else if offer.Region != "" {
 		input["countryCode"] = offer.Region
+	}
+	if volumeID != "" {
+		input["networkVolumeId"], input["volumeMountPath"] = volumeID, mountPath
 	}
 	op, inputType := "podFindAndDeployOnDemand", "PodFindAndDeployOnDemandInput"
 	if res.Spot {

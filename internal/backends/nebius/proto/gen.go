@@ -22,25 +22,25 @@
 // google/rpc/status.proto is a copy of googleapis' for protoc to parse; it is not generated (the
 // M option maps it to google.golang.org/genproto/googleapis/rpc/status).
 //
-// Checked against the published files: every IAM name and number, and ResourceMetadata. Written
-// from memory of github.com/nebius/api and not checked (a wrong number breaks the wire format
-// silently, so check these first against the published files before talking to a live endpoint):
-// Operation's field numbers other than id (1) (resource_id = 8, status = 10, created_by = 4,
-// finished_at = 5); that OperationService.Get with GetOperationRequest {id = 1} is served in
-// package nebius.common.v1 at each service's address (the SDK also has per-service operation
-// services); InstanceSpec's numbers for network_interfaces (4), boot_disk (5),
-// cloud_init_user_data (8) and stopped (13); PublicIPAddress's fields (allocation_id = 1, static
-// = 3); InstanceStatus's numbers and the InstanceState enum values; NetworkInterfaceStatus
-// (index 1, name 2, ip_address 3, public_ip_address 4, mac_address 5); DiskSpec's source oneof
-// numbers (source_image_id = 8, source_image_family = 9) and DiskType values; the image family
-// names ubuntu22.04-cuda12 / ubuntu22.04-driverless; Subnet's metadata = 1 and
-// ListSubnetsRequest's numbers (copied from ListProjectsRequest's layout). Not checked against a
-// live endpoint: which gRPC status codes the token service answers for an unknown key id, a bad
-// signature or an expired JWT (the backend treats Unauthenticated, PermissionDenied,
-// InvalidArgument and NotFound as refusals of the credentials), the JWT audience (the Go SDK
-// sends "token-service.iam.new.nebiuscloud.net"; this backend sends the same), and how a capacity
-// refusal arrives (ResourceExhausted or a message with "not enough resources", on the call or in
-// the operation's status: the backend accepts all of these).
+// Checked against the published files of github.com/nebius/api (every package, service, RPC,
+// message, field name, number and type, and enum value above): nebius/compute/v1/instance.proto,
+// instance_service.proto, network_interface.proto, disk.proto, disk_service.proto;
+// nebius/common/v1/metadata.proto, operation.proto, operation_service.proto; nebius/vpc/v1/
+// subnet.proto, subnet_service.proto; nebius/iam/v1/token_service.proto,
+// token_exchange_service.proto, tenant_service.proto, project_service.proto, container.proto.
+// Container's region fields (spec 1, status 4) are missing from older copies of container.proto;
+// their numbers come from the descriptor generated into the nebius Python SDK. OperationService.Get
+// is served at the address of the service whose call returned the operation (the Go SDK's
+// generated clients poll through the same connection). wire_test.go pins these numbers, so a
+// change here that breaks the wire format fails a test. The image families ubuntu22.04-cuda12 and
+// ubuntu22.04-driverless are the ones dstack and Nebius's own examples use.
+//
+// Not checked against a live endpoint: which gRPC status codes the token service answers for an
+// unknown key id, a bad signature or an expired JWT (the backend treats Unauthenticated,
+// PermissionDenied, InvalidArgument and NotFound as refusals of the credentials), the JWT audience
+// (the Go SDK sends "token-service.iam.new.nebiuscloud.net"; this backend sends the same), and how
+// a capacity refusal arrives (ResourceExhausted or a message with "not enough resources", on the
+// call or in the operation's status: the backend accepts all of these).
 //
 // To regenerate (Debian: apt-get install protobuf-compiler; then
 // go install google.golang.org/protobuf/cmd/protoc-gen-go@latest and

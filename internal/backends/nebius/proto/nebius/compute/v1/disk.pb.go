@@ -346,7 +346,8 @@ type DiskSpec_SourceImageId struct {
 }
 
 type DiskSpec_SourceImageFamily struct {
-	SourceImageFamily *SourceImageFamily `protobuf:"bytes,9,opt,name=source_image_family,json=sourceImageFamily,proto3,oneof"`
+	// Upstream reserves 7 and 9: the family is 10, not the next free number.
+	SourceImageFamily *SourceImageFamily `protobuf:"bytes,10,opt,name=source_image_family,json=sourceImageFamily,proto3,oneof"`
 }
 
 func (*DiskSpec_SourceImageId) isDiskSpec_Source() {}
@@ -424,7 +425,8 @@ const file_nebius_compute_v1_disk_proto_rawDesc = "" +
 	"\x10block_size_bytes\x18\x05 \x01(\x03R\x0eblockSizeBytes\x128\n" +
 	"\x04type\x18\x06 \x01(\x0e2$.nebius.compute.v1.DiskSpec.DiskTypeR\x04type\x12(\n" +
 	"\x0fsource_image_id\x18\b \x01(\tH\x01R\rsourceImageId\x12V\n" +
-	"\x13source_image_family\x18\t \x01(\v2$.nebius.compute.v1.SourceImageFamilyH\x01R\x11sourceImageFamily\"t\n" +
+	"\x13source_image_family\x18\n" +
+	" \x01(\v2$.nebius.compute.v1.SourceImageFamilyH\x01R\x11sourceImageFamily\"t\n" +
 	"\bDiskType\x12\x0f\n" +
 	"\vUNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vNETWORK_SSD\x10\x01\x12\x0f\n" +

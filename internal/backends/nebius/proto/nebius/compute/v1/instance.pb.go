@@ -875,13 +875,14 @@ func (x *InstanceStatus) GetReconciling() bool {
 
 type NetworkInterfaceStatus struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
-	Index           int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Index           int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	IpAddress       *IPAddressStatus       `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	PublicIpAddress *PublicIPAddressStatus `protobuf:"bytes,4,opt,name=public_ip_address,json=publicIpAddress,proto3" json:"public_ip_address,omitempty"`
-	MacAddress      string                 `protobuf:"bytes,5,opt,name=mac_address,json=macAddress,proto3" json:"mac_address,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 6 (aliases) is left out.
+	MacAddress    string `protobuf:"bytes,7,opt,name=mac_address,json=macAddress,proto3" json:"mac_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NetworkInterfaceStatus) Reset() {
@@ -914,7 +915,7 @@ func (*NetworkInterfaceStatus) Descriptor() ([]byte, []int) {
 	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *NetworkInterfaceStatus) GetIndex() int64 {
+func (x *NetworkInterfaceStatus) GetIndex() int32 {
 	if x != nil {
 		return x.Index
 	}
@@ -1131,12 +1132,12 @@ const file_nebius_compute_v1_instance_proto_rawDesc = "" +
 	"\bDELETING\x10\a\x12\t\n" +
 	"\x05ERROR\x10\b\"\xfc\x01\n" +
 	"\x16NetworkInterfaceStatus\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12A\n" +
 	"\n" +
 	"ip_address\x18\x03 \x01(\v2\".nebius.compute.v1.IPAddressStatusR\tipAddress\x12T\n" +
 	"\x11public_ip_address\x18\x04 \x01(\v2(.nebius.compute.v1.PublicIPAddressStatusR\x0fpublicIpAddress\x12\x1f\n" +
-	"\vmac_address\x18\x05 \x01(\tR\n" +
+	"\vmac_address\x18\a \x01(\tR\n" +
 	"macAddress\"P\n" +
 	"\x0fIPAddressStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +

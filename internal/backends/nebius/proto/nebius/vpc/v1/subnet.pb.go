@@ -30,7 +30,6 @@ type ListSubnetsRequest struct {
 	ParentId      string                 `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"` // the project id
 	PageSize      int64                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Filter        string                 `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,13 +81,6 @@ func (x *ListSubnetsRequest) GetPageSize() int64 {
 func (x *ListSubnetsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
-	}
-	return ""
-}
-
-func (x *ListSubnetsRequest) GetFilter() string {
-	if x != nil {
-		return x.Filter
 	}
 	return ""
 }
@@ -193,13 +185,12 @@ var File_nebius_vpc_v1_subnet_proto protoreflect.FileDescriptor
 
 const file_nebius_vpc_v1_subnet_proto_rawDesc = "" +
 	"\n" +
-	"\x1anebius/vpc/v1/subnet.proto\x12\rnebius.vpc.v1\x1a\x1fnebius/common/v1/metadata.proto\"\x85\x01\n" +
+	"\x1anebius/vpc/v1/subnet.proto\x12\rnebius.vpc.v1\x1a\x1fnebius/common/v1/metadata.proto\"m\n" +
 	"\x12ListSubnetsRequest\x12\x1b\n" +
 	"\tparent_id\x18\x01 \x01(\tR\bparentId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x03R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06filter\x18\x04 \x01(\tR\x06filter\"j\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"j\n" +
 	"\x13ListSubnetsResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.nebius.vpc.v1.SubnetR\x05items\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n" +

@@ -1,0 +1,485 @@
+package gcp_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dstackgo/dstack/internal/backends"
+	"github.com/dstackgo/dstack/internal/backends/fake"
+	gcpb "github.com/dstackgo/dstack/internal/backends/gcp"
+	"github.com/dstackgo/dstack/internal/offers"
+	"github.com/dstackgo/dstack/internal/schema"
+)
+
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dstack-project"
+
+func driver(t *testing.T) *backends.Driver {
+	t.Helper()
+	d, ok := backends.Lookup("gcp")
+	if !ok {
+		t.Fatal("gcp is not registered")
+	}
+	return d
+}
+
+// config is the fake's good config with extra keys (nil deletes one), through the schema as the
+// server reads it.
+func config(t *testing.T, srv *fake.Server, extra map[string]any) backends.Config {
+	t.Helper()
+	v := fake.GoodConfigAt("gcp", srv.URL).Values
+	for k, x := range extra {
+		if x == nil {
+			delete(v, k)
+			continue
+		}
+		v[k] = x
+	}
+	cfg, issues := backends.Validate(v, &schema.Context{ReadFiles: true, Getenv: func(string) string { return "" }})
+	if len(issues) > 0 {
+		t.Fatalf("config %v does not pass the schema: %v", extra, issues)
+	}
+	return cfg
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func noMisses(t *testing.T, srv *fake.Server) {
+	t.Helper()
+	for _, m := range srv.Misses() {
+		t.Errorf("the simulation refused a request as malformed: %s", m)
+	}
+}
+
+func fields(err error) []string {
+	var ce *backends.CredentialsError
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	var out []string
+	for _, f := range ce.Fields {
+		out = append(out, strings.Join(f, "."))
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	d := driver(t)
+	good := config(t, srv, nil)
+	if err := d.Check(ctx(t), good); err != nil {
+		t.Fatalf("Check(good) = %v", err)
+	}
+
+	if got := fields(d.Check(ctx(t), srv.Bad)); !slices.Equal(got, []string{"creds.data"}) {
+		t.Errorf("Check(bad key) names %v, want [creds.data]", got)
+	}
+
+	notJSON := config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "data": "not a key"}})
+	err := d.Check(ctx(t), notJSON)
+	if got := fields(err); !slices.Equal(got, []string{"creds.data"}) || !strings.Contains(err.Error(), "not JSON") {
+		t.Errorf("Check(data not JSON) = %v, fields %v", err, got)
+	}
+
+	missing := config(t, srv, map[string]any{"project_id": "no-such-project"})
+	err = d.Check(ctx(t), missing)
+	if got := fields(err); !slices.Equal(got, []string{"project_id"}) || !strings.Contains(err.Error(), "no-such-project not found") {
+		t.Errorf("Check(missing project) = %v, fields %v", err, got)
+	}
+
+	// A key from a file: read at load time; a bad key then names the file too.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key.json")
+	if err := os.WriteFile(file, []byte(fake.GCPKeyJSON(srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "filename": file}})
+	if fromFile.String("creds", "data") == "" {
+		t.Fatalf("the key file was not read into creds.data")
+	}
+	if err := d.Check(ctx(t), fromFile); err != nil {
+		t.Errorf("Check(key file) = %v", err)
+	}
+	badFile := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(badFile, []byte(srv.Bad.String("creds", "data")), 0o600)
+	err = d.Check(ctx(t), config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "filename": badFile}}))
+	if got := fields(err); !slices.Contains(got, "creds.filename") || !slices.Contains(got, "creds.data") {
+		t.Errorf("Check(bad key file) = %v, fields %v", err, got)
+	}
+	gone := backends.Config{Type: "gcp", Values: map[string]any{"type": "gcp", "creds": map[string]any{"type": "service_account", "filename": filepath.Join(dir, "none.json")}}}
+	if got := fields(d.Check(ctx(t), gone)); !slices.Equal(got, []string{"creds.filename"}) {
+		t.Errorf("Check(missing key file) names %v", got)
+	}
+
+	// Application Default Credentials.
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
+	def := config(t, srv, map[string]any{"creds": map[string]any{"type": "default"}})
+	if err := d.Check(ctx(t), def); err != nil {
+		t.Errorf("Check(default) = %v", err)
+	}
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", badFile)
+	if got := fields(d.Check(ctx(t), def)); !slices.Equal(got, []string{"creds"}) {
+		t.Errorf("Check(default, bad key) names %v, want [creds]", got)
+	}
+	if _, issues := backends.Validate(def.Values, &schema.Context{Getenv: func(k string) string {
+		if k == "DSTACK_DEFAULT_CREDS_DISABLED" {
+			return "1"
+		}
+		return ""
+	}}); len(issues) == 0 {
+		t.Errorf("default credentials pass the schema with DSTACK_DEFAULT_CREDS_DISABLED set")
+	}
+	noMisses(t, srv)
+}
+
+func TestOffersQuotas(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	d := driver(t)
+	cfg := config(t, srv, map[string]any{"regions": []any{"us-central1", "europe-west4"}})
+	list, err := d.NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		name, region string
+		spot         bool
+		gpus         int
+	}
+	got := map[key]offers.Offer{}
+	for i, o := range list {
+		if o.Region != "us-central1" && o.Region != "europe-west4" {
+			t.Errorf("offer %s in %s, outside the regions", o.Instance.Name, o.Region)
+		}
+		if i > 0 && o.Price < list[i-1].Price {
+			t.Errorf("offers not sorted by price at %d", i)
+		}
+		k := key{o.Instance.Name, o.Region, o.Instance.Resources.Spot, len(o.Instance.Resources.GPUs)}
+		if _, dup := got[k]; dup {
+			t.Errorf("offer %+v appears twice: zones were not folded into the region", k)
+		}
+		got[k] = o
+	}
+	want := []struct {
+		k     key
+		avail offers.Availability
+		zones []string
+	}{
+		{key{"a2-highgpu-1g", "us-central1", false, 1}, offers.Unknown, []string{"us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"}},
+		{key{"a2-highgpu-1g", "us-central1", true, 1}, offers.NoQuota, nil},   // PREEMPTIBLE_NVIDIA_A100_GPUS 0
+		{key{"a3-highgpu-8g", "us-central1", false, 8}, offers.NoQuota, nil},  // NVIDIA_H100_GPUS 0
+		{key{"n1-standard-4", "europe-west4", false, 1}, offers.NoQuota, nil}, // NVIDIA_T4_GPUS 0
+		{key{"n1-standard-4", "us-central1", false, 1}, offers.Unknown, nil},
+		{key{"g2-standard-4", "us-central1", true, 1}, offers.NoQuota, nil},
+		{key{"g2-standard-4", "europe-west4", true, 1}, offers.Unknown, nil},
+		{key{"e2-standard-4", "europe-west4", false, 0}, offers.Unknown, []string{"europe-west4-a", "europe-west4-b", "europe-west4-c"}},
+	}
+	for _, w := range want {
+		o, ok := got[w.k]
+		if !ok {
+			t.Errorf("no offer %+v", w.k)
+			continue
+		}
+		if o.Availability != w.avail {
+			t.Errorf("%+v availability %q, want %q", w.k, o.Availability, w.avail)
+		}
+		if w.zones != nil && !slices.Equal(o.AvailabilityZones, w.zones) {
+			t.Errorf("%+v zones %v, want %v", w.k, o.AvailabilityZones, w.zones)
+		}
+	}
+	noMisses(t, srv)
+}
+
+func instanceConfig(name string) backends.InstanceConfig {
+	return backends.InstanceConfig{ProjectName: "main", InstanceName: name, SSHPublicKeys: []string{testKey},
+		ShimURL: "http://127.0.0.1:3000/api/agents/dstack-shim-linux-amd64",
+		Tags:    map[string]string{"dstack_project": "main", "dstack_server": "srv1", "dstack_instance": name}}
+}
+
+// offer finds an offer of the config by type, GPUs and spot.
+func offer(t *testing.T, cfg backends.Config, name string, gpus int, spot bool) offers.Offer {
+	t.Helper()
+	list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list {
+		if o.Instance.Name == name && len(o.Instance.Resources.GPUs) == gpus && o.Instance.Resources.Spot == spot {
+			return o
+		}
+	}
+	t.Fatalf("no offer %s x%d spot=%v", name, gpus, spot)
+	return offers.Offer{}
+}
+
+func newCompute(t *testing.T, cfg backends.Config) backends.Compute {
+	t.Helper()
+	c, err := driver(t).NewCompute(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLifecycle(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, map[string]any{"tags": map[string]any{"Team": "ML Research", "cost-center": "42"}})
+	comp := newCompute(t, cfg)
+	o := offer(t, cfg, "n1-standard-4", 1, false)
+	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("Run-1.Node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pd.InstanceID != "dstack-main-run-1-node" || pd.Region != "us-central1" || pd.Username != "ubuntu" || !pd.Dockerized {
+		t.Errorf("provisioning data %+v", pd)
+	}
+	m, ok := srv.Machine(pd.InstanceID)
+	if !ok {
+		t.Fatalf("no machine %s", pd.InstanceID)
+	}
+	if m.Extra["accelerator"] != "nvidia-tesla-t4" || m.Extra["zone"] != "us-central1-a" || m.Extra["tags"] != "dstack-runner-instance" {
+		t.Errorf("machine %+v", m.Extra)
+	}
+	if !slices.Equal(m.SSHKeys, []string{testKey}) || !strings.Contains(m.UserData, "dstack-shim") {
+		t.Errorf("keys %v, startup script %q", m.SSHKeys, m.UserData)
+	}
+	// Labels: the config's, sanitised, and dstack's.
+	for _, l := range []string{"team=ml_research", "cost-center=42", "dstack_project=main", "dstack_server=srv1", "dstack_instance=run-1_node"} {
+		if !slices.Contains(m.Tags, l) {
+			t.Errorf("labels %v lack %s", m.Tags, l)
+		}
+	}
+	for pd.Hostname == nil {
+		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m, _ = srv.Machine(pd.InstanceID)
+	if *pd.Hostname != m.IP || *pd.InternalIP != m.PrivateIP || *pd.SSHPort != 22 {
+		t.Errorf("hostname %s internal %s, want %s %s", *pd.Hostname, *pd.InternalIP, m.IP, m.PrivateIP)
+	}
+
+	// The orphan reconciler's view.
+	lister := comp.(backends.InstanceLister)
+	tagged, err := lister.ListInstances(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tagged) != 1 || tagged[0].InstanceID != pd.InstanceID || tagged[0].Tags["dstack_server"] != "srv1" || tagged[0].State != "running" ||
+		tagged[0].Region != "us-central1" || tagged[0].LaunchedAt.IsZero() {
+		t.Errorf("ListInstances = %+v", tagged)
+	}
+
+	for i := 0; i < 2; i++ {
+		if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, pd.BackendData); err != nil {
+			t.Fatalf("TerminateInstance #%d = %v", i+1, err)
+		}
+	}
+	if alive := srv.Alive(); len(alive) != 0 {
+		t.Errorf("alive after terminate: %+v", alive)
+	}
+	if tagged, _ := lister.ListInstances(ctx(t)); len(tagged) != 0 {
+		t.Errorf("ListInstances after terminate = %+v", tagged)
+	}
+	// Without backend data the region's zones are tried.
+	if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
+		t.Errorf("TerminateInstance without backend data = %v", err)
+	}
+	noMisses(t, srv)
+}
+
+func TestZoneFallOver(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, nil)
+	comp := newCompute(t, cfg)
+	o := offer(t, cfg, "a2-highgpu-1g", 1, false)
+	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("a100-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *pd.AvailabilityZone != "us-central1-c" || !strings.Contains(pd.BackendData, `"zone":"us-central1-c"`) {
+		t.Errorf("zone %s, backend data %s; want us-central1-c, the one with capacity", *pd.AvailabilityZone, pd.BackendData)
+	}
+	m, _ := srv.Machine(pd.InstanceID)
+	if m.Extra["accelerator"] != "" {
+		t.Errorf("a2 instance got guestAccelerators %v; its GPUs come with the type", m.Extra["accelerator"])
+	}
+	// Only zones without capacity: no capacity.
+	o.AvailabilityZones = []string{"us-central1-a", "us-central1-b"}
+	_, err = comp.CreateInstance(ctx(t), o, instanceConfig("a100-1"))
+	if !backends.IsNoCapacity(err) || !strings.Contains(err.Error(), "ZONE_RESOURCE_POOL_EXHAUSTED") {
+		t.Errorf("CreateInstance in exhausted zones = %v, want a NoCapacityError", err)
+	}
+	// Beyond the region's quota (8 A100s): quotaExceeded is a capacity refusal too.
+	o = offer(t, cfg, "a3-highgpu-8g", 8, false)
+	if _, err := comp.CreateInstance(ctx(t), o, instanceConfig("h100-0")); !backends.IsNoCapacity(err) {
+		t.Errorf("CreateInstance without quota = %v, want a NoCapacityError", err)
+	}
+	if len(srv.Alive()) != 1 {
+		t.Errorf("alive: %+v", srv.Alive())
+	}
+	noMisses(t, srv)
+}
+
+func TestSpotPrivateServiceAccount(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, map[string]any{"public_ips": false, "vm_service_account": "runner@sim-project.iam.gserviceaccount.com"})
+	comp := newCompute(t, cfg)
+	pd, err := comp.CreateInstance(ctx(t), offer(t, cfg, "n1-standard-4", 1, true), instanceConfig("spot-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := srv.Machine(pd.InstanceID)
+	if !m.Spot || m.Extra["public"] != false || m.Extra["service_account"] != "runner@sim-project.iam.gserviceaccount.com" {
+		t.Errorf("machine spot=%v extra=%v", m.Spot, m.Extra)
+	}
+	for pd.Hostname == nil {
+		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, _ = srv.Machine(pd.InstanceID); *pd.Hostname != m.PrivateIP || pd.PublicIPEnabled {
+		t.Errorf("hostname %s, want the internal IP %s", *pd.Hostname, m.PrivateIP)
+	}
+	// A preempted spot instance is deleted: the machine is gone.
+	srv.Terminate(pd.InstanceID)
+	var pe *backends.ProvisioningError
+	if err := comp.UpdateProvisioningData(ctx(t), pd); !errors.As(err, &pe) {
+		t.Errorf("UpdateProvisioningData of a deleted instance = %v, want a ProvisioningError", err)
+	}
+	noMisses(t, srv)
+}
+
+func TestFirewallAndSharedVPC(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, nil)
+	o := offer(t, cfg, "e2-standard-4", 0, false)
+	for i, name := range []string{"fw-0", "fw-1"} {
+		// A fresh compute each time: the rule is found on the provider, not only in a cache.
+		if _, err := newCompute(t, cfg).CreateInstance(ctx(t), o, instanceConfig(name)); err != nil {
+			t.Fatalf("CreateInstance #%d = %v", i, err)
+		}
+	}
+	rules := srv.Objects("gcp-firewalls")
+	if len(rules) != 1 || rules["sim-project/"+gcpb.FirewallRuleName("default")] == nil {
+		t.Errorf("firewall rules %v, want one: %s", rules, gcpb.FirewallRuleName("default"))
+	}
+
+	shared := config(t, srv, map[string]any{"vpc_name": "my-custom-vpc", "vpc_project_id": "another-project-id"})
+	pd, err := newCompute(t, shared).CreateInstance(ctx(t), o, instanceConfig("shared-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := srv.Machine(pd.InstanceID)
+	if m.Extra["network"] != "projects/another-project-id/global/networks/my-custom-vpc" {
+		t.Errorf("network %v", m.Extra["network"])
+	}
+	if len(srv.Objects("gcp-firewalls")) != 1 {
+		t.Errorf("a rule was created in the Shared VPC's host project: %v", srv.Objects("gcp-firewalls"))
+	}
+	missing := config(t, srv, map[string]any{"vpc_name": "no-such-vpc"})
+	if _, err := newCompute(t, missing).CreateInstance(ctx(t), o, instanceConfig("novpc-0")); err == nil || backends.IsNoCapacity(err) {
+		t.Errorf("CreateInstance in a missing VPC = %v", err)
+	}
+	noMisses(t, srv)
+}
+
+func TestLabelSanitising(t *testing.T) {
+	long := strings.Repeat("x", 70)
+	got := gcpb.Labels(map[string]any{"9Lives": "Has Spaces/And:Colons", "ok_key": long}, map[string]string{"dstack_project": "Main"})
+	want := map[string]string{"l9lives": "has_spaces_and_colons", "ok_key": long[:63], "dstack_project": "main"}
+	if len(got) != len(want) {
+		t.Fatalf("labels %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("label %s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestVolumes(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, nil)
+	comp := newCompute(t, cfg)
+	vc := comp.(backends.VolumeCompute)
+	va := comp.(backends.VolumeAttacher)
+	vol, err := vc.CreateVolume(ctx(t), backends.VolumeConfig{ProjectName: "main", Name: "data", Region: "us-central1", SizeGB: 100,
+		Tags: map[string]string{"dstack_server": "srv1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vol.VolumeID != "dstack-main-data" || *vol.AvailabilityZone != "us-central1-a" || vol.SizeGB != 100 || !vol.Attachable {
+		t.Errorf("volume %+v", vol)
+	}
+	reg, err := vc.RegisterVolume(ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "dstack-main-data"})
+	if err != nil || reg.SizeGB != 100 || *reg.AvailabilityZone != "us-central1-a" {
+		t.Errorf("RegisterVolume = %+v, %v", reg, err)
+	}
+	if _, err := vc.RegisterVolume(ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "nope"}); err == nil {
+		t.Errorf("RegisterVolume of a missing disk = nil")
+	}
+
+	o := offer(t, cfg, "e2-standard-4", 0, false)
+	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("vol-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		att, err := va.AttachVolume(ctx(t), *vol, *pd)
+		if err != nil || att.DeviceName != "/dev/disk/by-id/google-dstack-main-data" {
+			t.Fatalf("AttachVolume #%d = %+v, %v", i+1, att, err)
+		}
+	}
+	// An attached disk cannot be deleted.
+	if err := vc.DeleteVolume(ctx(t), *vol); err == nil {
+		t.Errorf("DeleteVolume of an attached disk = nil")
+	}
+	for i := 0; i < 2; i++ {
+		if err := va.DetachVolume(ctx(t), *vol, *pd); err != nil {
+			t.Fatalf("DetachVolume #%d = %v", i+1, err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := vc.DeleteVolume(ctx(t), *vol); err != nil {
+			t.Fatalf("DeleteVolume #%d = %v", i+1, err)
+		}
+	}
+	if disks := srv.Objects("gcp-disks"); len(disks) != 0 {
+		t.Errorf("disks left: %v", disks)
+	}
+	noMisses(t, srv)
+}
+
+func TestRetriesAndSecrets(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	cfg := config(t, srv, nil)
+	comp := newCompute(t, cfg)
+	o := offer(t, cfg, "e2-standard-4", 0, false)
+	// Half the calls throttled: the retries get the machine through.
+	srv.SetFaults(fake.Faults{Rate: 0.5, Kinds: []string{fake.FaultThrottle}})
+	created := 0
+	for i := 0; i < 4; i++ {
+		if _, err := comp.CreateInstance(ctx(t), o, instanceConfig("retry-"+string(rune('a'+i)))); err == nil {
+			created++
+		} else if strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("error leaks the key: %v", err)
+		}
+	}
+	if created == 0 || srv.FaultsInjected()[fake.FaultThrottle] == 0 {
+		t.Errorf("created %d with %v faults", created, srv.FaultsInjected())
+	}
+	if got := len(srv.Alive()); got != created {
+		t.Errorf("%d machines alive for %d launches: a retried insert made two", got, created)
+	}
+}
