@@ -42,7 +42,7 @@ func check(ctx context.Context, cfg backends.Config) error {
 		if err != nil {
 			return err
 		}
-		resp, err := c.GetCompartment(ctx, identity.GetCompartmentRequest{CompartmentId: common.String(id)})
+		resp, err := c.GetCompartment(sdkCtx(ctx), identity.GetCompartmentRequest{CompartmentId: common.String(id)})
 		if status, _ := serviceCode(err); status == http.StatusNotFound {
 			return credsError(fmt.Sprintf("compartment %s is not found or the credentials may not read it: check compartment_id and the group's policies", id), []string{"compartment_id"})
 		}
@@ -63,7 +63,7 @@ func (s *session) subscribedRegions(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.ListRegionSubscriptions(ctx, identity.ListRegionSubscriptionsRequest{TenancyId: common.String(s.tenancy)})
+	resp, err := c.ListRegionSubscriptions(sdkCtx(ctx), identity.ListRegionSubscriptionsRequest{TenancyId: common.String(s.tenancy)})
 	if status, code := serviceCode(err); status == http.StatusNotFound {
 		field := []string{"creds", "tenancy"}
 		if len(s.fields) > 0 && len(s.fields[0]) == 1 {

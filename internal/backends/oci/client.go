@@ -214,6 +214,9 @@ type dispatcher struct {
 }
 
 func (d dispatcher) Do(req *http.Request) (*http.Response, error) {
+	if c, ok := req.Context().Value(callerCtxKey{}).(context.Context); ok {
+		req = req.WithContext(c)
+	}
 	if d.target != nil {
 		host := req.URL.Host
 		req.URL.Scheme, req.URL.Host = d.target.Scheme, d.target.Host
@@ -227,6 +230,16 @@ func (d dispatcher) Do(req *http.Request) (*http.Response, error) {
 }
 
 var httpClient = &http.Client{Transport: backends.ProbeTransport}
+
+// The SDK's common.Retry returns on a cancelled context while its goroutine still writes the
+// response (a data race in oci-go-sdk v65). So every SDK call gets a context that is never
+// cancelled and carries the caller's; the dispatcher sends each HTTP request under the caller's
+// context, so a cancelled call still ends at once, through the SDK's own goroutine.
+type callerCtxKey struct{}
+
+func sdkCtx(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), callerCtxKey{}, ctx)
+}
 
 // setup makes a new SDK client dstack's: its User-Agent, the dispatcher, the retry policy (none
 // for the credential check) and no circuit breaker (retries and capacity fall-over are decided here).

@@ -153,7 +153,7 @@ func (c *compute) imageFor(ctx context.Context, s *session, region, compartment,
 	if err != nil {
 		return "", err
 	}
-	resp, err := cc.ListImages(ctx, core.ListImagesRequest{CompartmentId: common.String(compartment),
+	resp, err := cc.ListImages(sdkCtx(ctx), core.ListImagesRequest{CompartmentId: common.String(compartment),
 		OperatingSystem: common.String(ImageOS), OperatingSystemVersion: common.String(ImageOSVersion), Shape: common.String(shape),
 		SortBy: core.ListImagesSortByTimecreated, SortOrder: core.ListImagesSortOrderDesc, LifecycleState: core.ImageLifecycleStateAvailable})
 	if err != nil {
@@ -253,7 +253,7 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 			details.PreemptibleInstanceConfig = &core.PreemptibleInstanceConfigDetails{
 				PreemptionAction: core.TerminatePreemptionAction{PreserveBootVolume: common.Bool(false)}}
 		}
-		resp, err := cc.LaunchInstance(ctx, core.LaunchInstanceRequest{LaunchInstanceDetails: details, OpcRetryToken: common.String(retryToken(region, details))})
+		resp, err := cc.LaunchInstance(sdkCtx(ctx), core.LaunchInstanceRequest{LaunchInstanceDetails: details, OpcRetryToken: common.String(retryToken(region, details))})
 		if err != nil {
 			if status, _ := serviceCode(err); status == http.StatusNotFound {
 				c.forget(region) // a cached subnet, image or compartment is gone
@@ -302,7 +302,7 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 	if err != nil {
 		return err
 	}
-	resp, err := cc.GetInstance(ctx, core.GetInstanceRequest{InstanceId: common.String(pd.InstanceID)})
+	resp, err := cc.GetInstance(sdkCtx(ctx), core.GetInstanceRequest{InstanceId: common.String(pd.InstanceID)})
 	if status, _ := serviceCode(err); status == http.StatusNotFound {
 		return &backends.ProvisioningError{Msg: fmt.Sprintf("OCI instance %s is gone", pd.InstanceID)}
 	}
@@ -346,7 +346,7 @@ func (c *compute) primaryVnic(ctx context.Context, s *session, region, compartme
 	req := core.ListVnicAttachmentsRequest{CompartmentId: common.String(compartment), InstanceId: common.String(instanceID)}
 	var ids []string
 	for {
-		resp, err := cc.ListVnicAttachments(ctx, req)
+		resp, err := cc.ListVnicAttachments(sdkCtx(ctx), req)
 		if err != nil {
 			return nil, s.mapError(region, "ListVnicAttachments", err)
 		}
@@ -362,7 +362,7 @@ func (c *compute) primaryVnic(ctx context.Context, s *session, region, compartme
 	}
 	var first *core.Vnic
 	for _, id := range ids {
-		v, err := nc.GetVnic(ctx, core.GetVnicRequest{VnicId: common.String(id)})
+		v, err := nc.GetVnic(sdkCtx(ctx), core.GetVnicRequest{VnicId: common.String(id)})
 		if err != nil {
 			return nil, s.mapError(region, "GetVnic", err)
 		}
@@ -388,14 +388,14 @@ func (c *compute) TerminateInstance(ctx context.Context, instanceID, region, bac
 	if err != nil {
 		return err
 	}
-	_, err = cc.TerminateInstance(ctx, core.TerminateInstanceRequest{InstanceId: common.String(instanceID), PreserveBootVolume: common.Bool(false)})
+	_, err = cc.TerminateInstance(sdkCtx(ctx), core.TerminateInstanceRequest{InstanceId: common.String(instanceID), PreserveBootVolume: common.Bool(false)})
 	status, _ := serviceCode(err)
 	switch {
 	case err == nil, status == http.StatusNotFound:
 		return nil
 	case status == http.StatusConflict:
 		// Refused for its state: success when that state is the end of a termination.
-		got, gerr := cc.GetInstance(ctx, core.GetInstanceRequest{InstanceId: common.String(instanceID)})
+		got, gerr := cc.GetInstance(sdkCtx(ctx), core.GetInstanceRequest{InstanceId: common.String(instanceID)})
 		if gstatus, _ := serviceCode(gerr); gstatus == http.StatusNotFound {
 			return nil
 		}
@@ -427,25 +427,9 @@ func (c *compute) ListInstances(ctx context.Context) ([]backends.Tagged, error) 
 	if err != nil {
 		return nil, err
 	}
-	results := make([][]backends.Tagged, len(regions))
-	errs := make([]error, len(regions))
-	var wg sync.WaitGroup
-	for i, region := range regions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = c.listRegion(ctx, s, region, compartment)
-		}()
-	}
-	wg.Wait()
-	var out []backends.Tagged
-	for i := range regions {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		out = append(out, results[i]...)
-	}
-	return out, nil
+	return backends.ListEachRegion(regions, func(region string) ([]backends.Tagged, error) {
+		return c.listRegion(ctx, s, region, compartment)
+	})
 }
 
 func (c *compute) listRegion(ctx context.Context, s *session, region, compartment string) ([]backends.Tagged, error) {
@@ -456,7 +440,7 @@ func (c *compute) listRegion(ctx context.Context, s *session, region, compartmen
 	var out []backends.Tagged
 	req := core.ListInstancesRequest{CompartmentId: common.String(compartment)}
 	for {
-		resp, err := cc.ListInstances(ctx, req)
+		resp, err := cc.ListInstances(sdkCtx(ctx), req)
 		if err != nil {
 			return nil, s.mapError(region, "ListInstances", err)
 		}

@@ -47,7 +47,7 @@ func (s *session) findCompartment(ctx context.Context, cfg backends.Config, crea
 	req := identity.ListCompartmentsRequest{CompartmentId: common.String(s.tenancy), Name: common.String(CompartmentName),
 		LifecycleState: identity.CompartmentLifecycleStateActive}
 	for {
-		resp, err := ic.ListCompartments(ctx, req)
+		resp, err := ic.ListCompartments(sdkCtx(ctx), req)
 		if err != nil {
 			return "", s.mapError(s.homeRegion, "ListCompartments", err)
 		}
@@ -72,7 +72,7 @@ func (s *session) findCompartment(ctx context.Context, cfg backends.Config, crea
 	if ic, err = s.identityClient(home); err != nil {
 		return "", err
 	}
-	resp, err := ic.CreateCompartment(ctx, identity.CreateCompartmentRequest{CreateCompartmentDetails: identity.CreateCompartmentDetails{
+	resp, err := ic.CreateCompartment(sdkCtx(ctx), identity.CreateCompartmentRequest{CreateCompartmentDetails: identity.CreateCompartmentDetails{
 		CompartmentId: common.String(s.tenancy), Name: common.String(CompartmentName),
 		Description: common.String("dstack instances and networks"), FreeformTags: tags}})
 	if status, _ := serviceCode(err); status == http.StatusConflict {
@@ -118,14 +118,14 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 	var vcnID string
 	{
 		req := core.ListVcnsRequest{CompartmentId: comp, DisplayName: name("vcn"), LifecycleState: core.VcnLifecycleStateAvailable}
-		resp, err := nc.ListVcns(ctx, req)
+		resp, err := nc.ListVcns(sdkCtx(ctx), req)
 		if err != nil {
 			return nil, s.mapError(region, "ListVcns", err)
 		}
 		if len(resp.Items) > 0 {
 			vcnID = *resp.Items[0].Id
 		} else {
-			created, err := nc.CreateVcn(ctx, core.CreateVcnRequest{CreateVcnDetails: core.CreateVcnDetails{CompartmentId: comp,
+			created, err := nc.CreateVcn(sdkCtx(ctx), core.CreateVcnRequest{CreateVcnDetails: core.CreateVcnDetails{CompartmentId: comp,
 				CidrBlocks: []string{vcnCIDR}, DisplayName: name("vcn"), FreeformTags: tags}})
 			if err != nil {
 				return nil, s.mapError(region, "CreateVcn", err)
@@ -137,7 +137,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 
 	var igwID string
 	{
-		resp, err := nc.ListInternetGateways(ctx, core.ListInternetGatewaysRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("igw"),
+		resp, err := nc.ListInternetGateways(sdkCtx(ctx), core.ListInternetGatewaysRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("igw"),
 			LifecycleState: core.InternetGatewayLifecycleStateAvailable})
 		if err != nil {
 			return nil, s.mapError(region, "ListInternetGateways", err)
@@ -145,7 +145,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 		if len(resp.Items) > 0 {
 			igwID = *resp.Items[0].Id
 		} else {
-			created, err := nc.CreateInternetGateway(ctx, core.CreateInternetGatewayRequest{CreateInternetGatewayDetails: core.CreateInternetGatewayDetails{
+			created, err := nc.CreateInternetGateway(sdkCtx(ctx), core.CreateInternetGatewayRequest{CreateInternetGatewayDetails: core.CreateInternetGatewayDetails{
 				CompartmentId: comp, VcnId: vcn, IsEnabled: common.Bool(true), DisplayName: name("igw"), FreeformTags: tags}})
 			if err != nil {
 				return nil, s.mapError(region, "CreateInternetGateway", err)
@@ -156,7 +156,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 
 	var rtID string
 	{
-		resp, err := nc.ListRouteTables(ctx, core.ListRouteTablesRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("rt"),
+		resp, err := nc.ListRouteTables(sdkCtx(ctx), core.ListRouteTablesRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("rt"),
 			LifecycleState: core.RouteTableLifecycleStateAvailable})
 		if err != nil {
 			return nil, s.mapError(region, "ListRouteTables", err)
@@ -164,7 +164,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 		if len(resp.Items) > 0 {
 			rtID = *resp.Items[0].Id
 		} else {
-			created, err := nc.CreateRouteTable(ctx, core.CreateRouteTableRequest{CreateRouteTableDetails: core.CreateRouteTableDetails{
+			created, err := nc.CreateRouteTable(sdkCtx(ctx), core.CreateRouteTableRequest{CreateRouteTableDetails: core.CreateRouteTableDetails{
 				CompartmentId: comp, VcnId: vcn, DisplayName: name("rt"), FreeformTags: tags,
 				RouteRules: []core.RouteRule{{Destination: common.String("0.0.0.0/0"), DestinationType: core.RouteRuleDestinationTypeCidrBlock,
 					NetworkEntityId: common.String(igwID)}}}})
@@ -177,7 +177,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 
 	var slID string
 	{
-		resp, err := nc.ListSecurityLists(ctx, core.ListSecurityListsRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("sl"),
+		resp, err := nc.ListSecurityLists(sdkCtx(ctx), core.ListSecurityListsRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("sl"),
 			LifecycleState: core.SecurityListLifecycleStateAvailable})
 		if err != nil {
 			return nil, s.mapError(region, "ListSecurityLists", err)
@@ -185,7 +185,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 		if len(resp.Items) > 0 {
 			slID = *resp.Items[0].Id
 		} else {
-			created, err := nc.CreateSecurityList(ctx, core.CreateSecurityListRequest{CreateSecurityListDetails: core.CreateSecurityListDetails{
+			created, err := nc.CreateSecurityList(sdkCtx(ctx), core.CreateSecurityListRequest{CreateSecurityListDetails: core.CreateSecurityListDetails{
 				CompartmentId: comp, VcnId: vcn, DisplayName: name("sl"), FreeformTags: tags,
 				EgressSecurityRules: []core.EgressSecurityRule{{Destination: common.String("0.0.0.0/0"), Protocol: common.String("all")}},
 				IngressSecurityRules: []core.IngressSecurityRule{
@@ -202,7 +202,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 
 	var subnetID string
 	{
-		resp, err := nc.ListSubnets(ctx, core.ListSubnetsRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("subnet"),
+		resp, err := nc.ListSubnets(sdkCtx(ctx), core.ListSubnetsRequest{CompartmentId: comp, VcnId: vcn, DisplayName: name("subnet"),
 			LifecycleState: core.SubnetLifecycleStateAvailable})
 		if err != nil {
 			return nil, s.mapError(region, "ListSubnets", err)
@@ -210,7 +210,7 @@ func (s *session) ensureNetwork(ctx context.Context, region, compartment, projec
 		if len(resp.Items) > 0 {
 			subnetID = *resp.Items[0].Id
 		} else {
-			created, err := nc.CreateSubnet(ctx, core.CreateSubnetRequest{CreateSubnetDetails: core.CreateSubnetDetails{
+			created, err := nc.CreateSubnet(sdkCtx(ctx), core.CreateSubnetRequest{CreateSubnetDetails: core.CreateSubnetDetails{
 				CompartmentId: comp, VcnId: vcn, CidrBlock: common.String(subnetCIDR), DisplayName: name("subnet"), FreeformTags: tags,
 				RouteTableId: common.String(rtID), SecurityListIds: []string{slID}, ProhibitPublicIpOnVnic: common.Bool(false)}})
 			if err != nil {

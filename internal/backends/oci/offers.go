@@ -108,17 +108,9 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		}
 	}
 	sort.Strings(need)
-	shapes := make([]map[string][]string, len(need))
-	errs := make([]error, len(need))
-	var wg sync.WaitGroup
-	for i, r := range need {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			shapes[i], errs[i] = l.shapesOf(ctx, s, r)
-		}()
-	}
-	wg.Wait()
+	shapes, errs := backends.EachRegion(need, func(r string) (map[string][]string, error) {
+		return l.shapesOf(ctx, s, r)
+	})
 	byRegion := map[string]map[string][]string{}
 	for i, r := range need {
 		if errs[i] != nil {
@@ -173,7 +165,7 @@ func (l *liveOffers) shapesOf(ctx context.Context, s *session, region string) (m
 	for _, ad := range ads {
 		req := core.ListShapesRequest{CompartmentId: common.String(compartment), AvailabilityDomain: common.String(ad)}
 		for {
-			resp, err := cc.ListShapes(ctx, req)
+			resp, err := cc.ListShapes(sdkCtx(ctx), req)
 			if err != nil {
 				return nil, s.mapError(region, "ListShapes", err)
 			}
@@ -200,7 +192,7 @@ func (s *session) availabilityDomains(ctx context.Context, region string) ([]str
 	if err != nil {
 		return nil, err
 	}
-	resp, err := ic.ListAvailabilityDomains(ctx, identity.ListAvailabilityDomainsRequest{CompartmentId: common.String(s.tenancy)})
+	resp, err := ic.ListAvailabilityDomains(sdkCtx(ctx), identity.ListAvailabilityDomainsRequest{CompartmentId: common.String(s.tenancy)})
 	if err != nil {
 		return nil, s.mapError(region, "ListAvailabilityDomains", err)
 	}
