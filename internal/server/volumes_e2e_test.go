@@ -71,3 +71,37 @@ func TestE2EVolumesAWS(t *testing.T) {
 		t.Errorf("requests AWS would refuse: %v", m)
 	}
 }
+
+// TestE2EVolumesRunPod: a RunPod network volume is created in its data center; a run that mounts it
+// gets a pod in that data center with the volume at its path (RunPod mounts it at creation; there
+// is no attachment), and runs to completion.
+func TestE2EVolumesRunPod(t *testing.T) {
+	e, sim, hosts := newCloudE2E(t, "runpod", true)
+	e.must("admin", "/api/project/main/volumes/create", map[string]any{"configuration": map[string]any{
+		"type": "volume", "name": "models", "backend": "runpod", "region": "CA-MTL-3", "size": 20}})
+	e.waitFor(30*time.Second, "volume active", func() (bool, string) {
+		v := e.must("admin", "/api/project/main/volumes/get", map[string]any{"name": "models"}).(map[string]any)
+		return v["status"] == "active", fmt.Sprint(v["status"], v["status_message"])
+	})
+	vol := e.must("admin", "/api/project/main/volumes/get", map[string]any{"name": "models"}).(map[string]any)
+	volumeID := vol["provisioning_data"].(map[string]any)["volume_id"]
+	e.submit("pod-with-volume", map[string]any{"commands": []string{"echo ok"}, "volumes": []any{"models:/models"},
+		"resources": map[string]any{"gpu": 1, "cpu": "1..", "memory": "1GB..", "disk": "1GB.."}})
+	run := e.waitRun("pod-with-volume", 3*time.Minute, "done", "failed", "terminated")
+	if run["status"] != "done" {
+		t.Fatalf("run %v: %v", run["status"], latestSubmission(run)["termination_reason_message"])
+	}
+	machines := sim.Machines()
+	if len(machines) != 1 || machines[0].Region != "CA-MTL-3" || machines[0].Extra["network_volume_id"] != volumeID ||
+		machines[0].Extra["volume_mount_path"] != "/models" {
+		t.Fatalf("pods %+v", machines)
+	}
+	e.waitTornDown(sim, hosts, time.Minute)
+	e.must("admin", "/api/project/main/volumes/delete", map[string]any{"names": []string{"models"}})
+	e.waitFor(30*time.Second, "the volume deleted", func() (bool, string) {
+		return len(sim.Objects("network-volumes")) == 0, fmt.Sprint(sim.Objects("network-volumes"))
+	})
+	if m := sim.Misses(); len(m) > 0 {
+		t.Errorf("requests RunPod would refuse: %v", m)
+	}
+}
