@@ -1,82 +1,24 @@
 package aws_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dstackgo/dstack/internal/backends"
 	awsb "github.com/dstackgo/dstack/internal/backends/aws"
+	"github.com/dstackgo/dstack/internal/backends/backendtest"
 	"github.com/dstackgo/dstack/internal/backends/fake"
 	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/schema"
 )
 
-const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dstack-project"
-
-func driver(t *testing.T) *backends.Driver {
-	t.Helper()
-	d, ok := backends.Lookup("aws")
-	if !ok {
-		t.Fatal("aws is not registered")
-	}
-	return d
-}
-
-// config is the simulation's good config with extra keys, through the schema as the server reads it.
-func config(t *testing.T, extra map[string]any) backends.Config {
-	t.Helper()
-	v := fake.GoodConfig("aws").Values
-	for k, x := range extra {
-		if x == nil {
-			delete(v, k)
-			continue
-		}
-		v[k] = x
-	}
-	cfg, issues := backends.Validate(v, &schema.Context{Getenv: func(string) string { return "" }})
-	if len(issues) > 0 {
-		t.Fatalf("config %v does not pass the schema: %v", extra, issues)
-	}
-	return cfg
-}
-
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
-
-func noMisses(t *testing.T, srv *fake.Server) {
-	t.Helper()
-	for _, m := range srv.Misses() {
-		t.Errorf("the simulation refused a request as malformed: %s", m)
-	}
-}
-
-// fieldError wants a CredentialsError naming exactly field and saying want.
-func fieldError(t *testing.T, err error, field, want string) {
-	t.Helper()
-	var ce *backends.CredentialsError
-	if !errors.As(err, &ce) {
-		t.Fatalf("err = %v (%T), want a CredentialsError on %s", err, err, field)
-	}
-	if len(ce.Fields) != 1 || strings.Join(ce.Fields[0], ".") != field {
-		t.Errorf("fields %v, want [%s] (%s)", ce.Fields, field, ce.Msg)
-	}
-	if !strings.Contains(ce.Msg, want) {
-		t.Errorf("message %q does not say %q", ce.Msg, want)
-	}
-}
-
 func TestCheckNetworks(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	d := driver(t)
+	d := backendtest.Driver(t, "aws")
 	regions := func(r ...string) []any {
 		out := []any{}
 		for _, x := range r {
@@ -114,22 +56,22 @@ func TestCheckNetworks(t *testing.T) {
 			"IAM instance profile nope not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.Check(ctx(t), config(t, tc.extra))
+			err := d.Check(backendtest.Ctx(t), backendtest.Config(t, "aws", tc.extra))
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("Check = %v, want nil", err)
 				}
 			} else {
-				fieldError(t, err, tc.field, tc.want)
+				backendtest.FieldError(t, err, tc.field, tc.want)
 			}
 		})
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestCheckCredentials(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	d := driver(t)
+	d := backendtest.Driver(t, "aws")
 	creds := func(key, secret string) map[string]any {
 		return map[string]any{"type": "access_key", "access_key": key, "secret_key": secret}
 	}
@@ -144,7 +86,7 @@ func TestCheckCredentials(t *testing.T) {
 		{"wrong secret", creds(good["access_key"].(string), "not-the-secret"), "SignatureDoesNotMatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.Check(ctx(t), config(t, map[string]any{"creds": tc.creds}))
+			err := d.Check(backendtest.Ctx(t), backendtest.Config(t, "aws", map[string]any{"creds": tc.creds}))
 			var ce *backends.CredentialsError
 			if !errors.As(err, &ce) {
 				t.Fatalf("Check = %v, want a CredentialsError", err)
@@ -162,20 +104,20 @@ func TestCheckCredentials(t *testing.T) {
 	// The simulator (lenient) takes any key, and refuses a secret set to `invalid` by its signature.
 	lenient := fake.StartWith(t, "aws", fake.Options{Auth: fake.Lenient})
 	t.Setenv(backends.EnvAPIURL("aws"), lenient.URL)
-	if err := d.Check(ctx(t), config(t, map[string]any{"creds": creds("KKAAUKLIZ5EHKICAOASV", "pn158lMqSBJiySwpQ9ubwmI6VUU3/W2fdJdFwfgO")})); err != nil {
+	if err := d.Check(backendtest.Ctx(t), backendtest.Config(t, "aws", map[string]any{"creds": creds("KKAAUKLIZ5EHKICAOASV", "pn158lMqSBJiySwpQ9ubwmI6VUU3/W2fdJdFwfgO")})); err != nil {
 		t.Errorf("lenient Check of a plausible key = %v", err)
 	}
-	err := d.Check(ctx(t), config(t, map[string]any{"creds": creds("KKAAUKLIZ5EHKICAOASV", "invalid")}))
+	err := d.Check(backendtest.Ctx(t), backendtest.Config(t, "aws", map[string]any{"creds": creds("KKAAUKLIZ5EHKICAOASV", "invalid")}))
 	if ce := (*backends.CredentialsError)(nil); !errors.As(err, &ce) || !strings.Contains(ce.Msg, "SignatureDoesNotMatch") {
 		t.Errorf("lenient Check of secret_key: invalid = %v", err)
 	}
-	noMisses(t, srv)
-	noMisses(t, lenient)
+	backendtest.NoMisses(t, srv)
+	backendtest.NoMisses(t, lenient)
 }
 
 func TestCheckDefaultCredentials(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	d := driver(t)
+	d := backendtest.Driver(t, "aws")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
@@ -184,20 +126,20 @@ func TestCheckDefaultCredentials(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "")
 	good := srv.Good.Values["creds"].(map[string]any)
-	cfg := config(t, map[string]any{"creds": map[string]any{"type": "default"}})
+	cfg := backendtest.Config(t, "aws", map[string]any{"creds": map[string]any{"type": "default"}})
 
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	err := d.Check(ctx(t), cfg)
-	fieldError(t, err, "creds", "default credential chain")
+	err := d.Check(backendtest.Ctx(t), cfg)
+	backendtest.FieldError(t, err, "creds", "default credential chain")
 
 	t.Setenv("AWS_ACCESS_KEY_ID", good["access_key"].(string))
 	t.Setenv("AWS_SECRET_ACCESS_KEY", good["secret_key"].(string))
-	if err := d.Check(ctx(t), cfg); err != nil {
+	if err := d.Check(backendtest.Ctx(t), cfg); err != nil {
 		t.Fatalf("Check with the default chain = %v", err)
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-	fieldError(t, d.Check(ctx(t), cfg), "creds", "SignatureDoesNotMatch")
+	backendtest.FieldError(t, d.Check(backendtest.Ctx(t), cfg), "creds", "SignatureDoesNotMatch")
 
 	// The server refuses `default` when DSTACK_DEFAULT_CREDS_DISABLED is set.
 	v := fake.GoodConfig("aws").Values
@@ -207,7 +149,7 @@ func TestCheckDefaultCredentials(t *testing.T) {
 	}}); len(issues) == 0 {
 		t.Errorf("default credentials accepted with DSTACK_DEFAULT_CREDS_DISABLED")
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestTagsSchema(t *testing.T) {
@@ -218,33 +160,7 @@ func TestTagsSchema(t *testing.T) {
 			t.Errorf("tags %v accepted", tags)
 		}
 	}
-	config(t, map[string]any{"tags": map[string]any{"team": "ml research", "cost-center": "42/a:b=c+d@e"}})
-}
-
-// offerFor returns the catalog offer of an instance type in a region (spot or not).
-func offerFor(t *testing.T, cfg backends.Config, name, region string, spot bool) offers.Offer {
-	t.Helper()
-	list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
-	if err != nil {
-		t.Fatalf("offers: %v", err)
-	}
-	for _, o := range list {
-		if o.Instance.Name == name && o.Region == region && o.Instance.Resources.Spot == spot {
-			return o
-		}
-	}
-	t.Fatalf("no offer %s in %s (spot %v) among %d", name, region, spot, len(list))
-	return offers.Offer{}
-}
-
-func instanceConfig(name string) backends.InstanceConfig {
-	return backends.InstanceConfig{
-		ProjectName:   "main",
-		InstanceName:  name,
-		SSHPublicKeys: []string{testKey},
-		ShimURL:       "http://127.0.0.1:3000/api/agents/dstack-shim-linux-amd64",
-		Tags:          map[string]string{"dstack_project": "main", "dstack_server": "srv-1", "dstack_instance": name},
-	}
+	backendtest.Config(t, "aws", map[string]any{"tags": map[string]any{"team": "ml research", "cost-center": "42/a:b=c+d@e"}})
 }
 
 // toJSON renders a value for a test's assertions.
@@ -253,31 +169,19 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-func waitHostname(t *testing.T, comp backends.Compute, pd *backends.ProvisioningData) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); pd.Hostname == nil; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no hostname")
-		}
-		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
-			t.Fatalf("UpdateProvisioningData: %v", err)
-		}
-	}
-}
-
 func TestCreateInstance(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	d := driver(t)
-	cfg := config(t, map[string]any{"tags": map[string]any{"team": "ml"}, "iam_instance_profile": "dstack-instance-profile"})
+	d := backendtest.Driver(t, "aws")
+	cfg := backendtest.Config(t, "aws", map[string]any{"tags": map[string]any{"team": "ml"}, "iam_instance_profile": "dstack-instance-profile"})
 	comp, err := d.NewCompute(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	offer := offerFor(t, cfg, "g4dn.xlarge", "us-east-1", true)
+	offer := backendtest.OfferFor(t, "aws", cfg, "g4dn.xlarge", "us-east-1", true)
 	if offer.Price != 0.2104 || !slices.Equal(offer.AvailabilityZones, []string{"us-east-1a", "us-east-1b", "us-east-1c"}) {
 		t.Errorf("offer %+v", offer)
 	}
-	pd, err := comp.CreateInstance(ctx(t), offer, instanceConfig("task-0-abc"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig("task-0-abc", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +198,7 @@ func TestCreateInstance(t *testing.T) {
 		}
 	}
 	if !strings.HasPrefix(m.UserData, "#cloud-config\n") || !strings.Contains(m.UserData, "dstack-shim-linux-amd64") ||
-		!slices.Equal(m.SSHKeys, []string{testKey}) {
+		!slices.Equal(m.SSHKeys, []string{backendtest.TestKey}) {
 		t.Errorf("user data:\n%s", m.UserData)
 	}
 	rec := m.Extra["aws"]
@@ -310,19 +214,19 @@ func TestCreateInstance(t *testing.T) {
 			t.Errorf("launch record %s, want group %s and a public IP", s, id)
 		}
 	}
-	waitHostname(t, comp, pd)
+	backendtest.WaitHostname(t, comp, pd)
 	m, _ = srv.Machine(pd.InstanceID)
 	if *pd.Hostname != m.IP || *pd.SSHPort != 22 || *pd.InternalIP != m.PrivateIP {
 		t.Errorf("hostname %s:%d internal %s, want %s:22 %s", *pd.Hostname, *pd.SSHPort, *pd.InternalIP, m.IP, m.PrivateIP)
 	}
 
 	// The same launch again (a retry after a lost answer) is the same instance; another reuses the group.
-	again, err := comp.CreateInstance(ctx(t), offer, instanceConfig("task-0-abc"))
+	again, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig("task-0-abc", "srv-1"))
 	if err != nil || again.InstanceID != pd.InstanceID {
 		t.Errorf("relaunch = %v, %v; want instance %s again", again, err, pd.InstanceID)
 	}
 	comp2, _ := d.NewCompute(cfg)
-	other, err := comp2.CreateInstance(ctx(t), offerFor(t, cfg, "m5.large", "us-east-1", false), instanceConfig("task-1-def"))
+	other, err := comp2.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "aws", cfg, "m5.large", "us-east-1", false), backendtest.InstanceConfig("task-1-def", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,10 +241,10 @@ func TestCreateInstance(t *testing.T) {
 	if !ok {
 		t.Fatal("the aws compute is not an InstanceLister")
 	}
-	if err := comp.TerminateInstance(ctx(t), other.InstanceID, other.Region, ""); err != nil {
+	if err := comp.TerminateInstance(backendtest.Ctx(t), other.InstanceID, other.Region, ""); err != nil {
 		t.Fatal(err)
 	}
-	listed, err := lister.ListInstances(ctx(t))
+	listed, err := lister.ListInstances(backendtest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,31 +253,31 @@ func TestCreateInstance(t *testing.T) {
 		t.Errorf("ListInstances = %+v", listed)
 	}
 	for i := 0; i < 2; i++ {
-		if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
+		if err := comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := comp.TerminateInstance(ctx(t), "i-0123456789abcdef0", "us-east-1", ""); err != nil {
+	if err := comp.TerminateInstance(backendtest.Ctx(t), "i-0123456789abcdef0", "us-east-1", ""); err != nil {
 		t.Errorf("terminating an unknown instance = %v, want nil", err)
 	}
 	if alive := srv.Alive(); len(alive) != 0 {
 		t.Errorf("alive: %+v", alive)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestPrivateNetwork(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	cfg := config(t, map[string]any{"vpc_name": "my-vpc", "public_ips": false})
-	comp, _ := driver(t).NewCompute(cfg)
-	pd, err := comp.CreateInstance(ctx(t), offerFor(t, cfg, "m5.large", "us-east-1", false), instanceConfig("private-0"))
+	cfg := backendtest.Config(t, "aws", map[string]any{"vpc_name": "my-vpc", "public_ips": false})
+	comp, _ := backendtest.Driver(t, "aws").NewCompute(cfg)
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "aws", cfg, "m5.large", "us-east-1", false), backendtest.InstanceConfig("private-0", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pd.PublicIPEnabled {
 		t.Errorf("public IP enabled")
 	}
-	waitHostname(t, comp, pd)
+	backendtest.WaitHostname(t, comp, pd)
 	m, _ := srv.Machine(pd.InstanceID)
 	if *pd.Hostname != m.PrivateIP {
 		t.Errorf("hostname %s, want the private IP %s", *pd.Hostname, m.PrivateIP)
@@ -381,31 +285,31 @@ func TestPrivateNetwork(t *testing.T) {
 	if rec := toJSON(m.Extra["aws"]); !strings.Contains(rec, `"Public":false`) || !strings.Contains(rec, `"AZ":"us-east-1b"`) {
 		t.Errorf("launched %s, want my-vpc's private subnet (zone b) without a public IP", rec)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestOSImages(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	d := driver(t)
+	d := backendtest.Driver(t, "aws")
 	run := 0
 	images := func(cfg backends.Config, names ...string) []string {
 		run++
 		comp, _ := d.NewCompute(cfg)
 		var out []string
 		for _, n := range names {
-			o := offerFor(t, cfg, n, "us-east-1", false)
-			pd, err := comp.CreateInstance(ctx(t), o, instanceConfig(fmt.Sprintf("img-%d-%s", run, strings.ReplaceAll(n, ".", "-"))))
+			o := backendtest.OfferFor(t, "aws", cfg, n, "us-east-1", false)
+			pd, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig(fmt.Sprintf("img-%d-%s", run, strings.ReplaceAll(n, ".", "-")), "srv-1"))
 			if err != nil {
 				t.Fatalf("%s: %v", n, err)
 			}
 			m, _ := srv.Machine(pd.InstanceID)
 			out = append(out, m.Image+" "+pd.Username)
-			_ = comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, "")
+			_ = comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, "")
 		}
 		return out
 	}
-	def := images(config(t, nil), "m5.large", "g4dn.xlarge")
-	custom := images(config(t, map[string]any{"os_images": map[string]any{
+	def := images(backendtest.Config(t, "aws", nil), "m5.large", "g4dn.xlarge")
+	custom := images(backendtest.Config(t, "aws", map[string]any{"os_images": map[string]any{
 		"cpu":    map[string]any{"name": "my-ami-for-cpu-instances", "owner": "self", "user": "dstack"},
 		"nvidia": map[string]any{"name": "Some ThirdParty CUDA image", "owner": 123456789012, "user": "ubuntu"},
 	}}), "m5.large", "g4dn.xlarge")
@@ -417,8 +321,8 @@ func TestOSImages(t *testing.T) {
 	}
 
 	// Only a cpu image: GPU offers are gone, and a GPU launch cannot start.
-	cpuOnly := config(t, map[string]any{"os_images": map[string]any{"cpu": map[string]any{"name": "my-ami-for-cpu-instances", "user": "dstack"}}})
-	list, err := d.NewOffers(cpuOnly, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	cpuOnly := backendtest.Config(t, "aws", map[string]any{"os_images": map[string]any{"cpu": map[string]any{"name": "my-ami-for-cpu-instances", "user": "dstack"}}})
+	list, err := d.NewOffers(cpuOnly, fake.Tables()).Offers(backendtest.Ctx(t), offers.Requirements{})
 	if err != nil || len(list) == 0 {
 		t.Fatalf("offers %d, %v", len(list), err)
 	}
@@ -428,28 +332,28 @@ func TestOSImages(t *testing.T) {
 		}
 	}
 	comp, _ := d.NewCompute(cpuOnly)
-	_, err = comp.CreateInstance(ctx(t), offerFor(t, config(t, nil), "g4dn.xlarge", "us-east-1", false), instanceConfig("nogpu"))
+	_, err = comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "aws", backendtest.Config(t, "aws", nil), "g4dn.xlarge", "us-east-1", false), backendtest.InstanceConfig("nogpu", "srv-1"))
 	var pe *backends.ProvisioningError
 	if !errors.As(err, &pe) {
 		t.Errorf("GPU launch without an nvidia image = %v", err)
 	}
 
 	// An image name that matches nothing.
-	missing := config(t, map[string]any{"os_images": map[string]any{"cpu": map[string]any{"name": "no-such-ami", "owner": "self", "user": "u"}}})
+	missing := backendtest.Config(t, "aws", map[string]any{"os_images": map[string]any{"cpu": map[string]any{"name": "no-such-ami", "owner": "self", "user": "u"}}})
 	comp, _ = d.NewCompute(missing)
-	if _, err := comp.CreateInstance(ctx(t), offerFor(t, missing, "m5.large", "us-east-1", false), instanceConfig("noami")); !errors.As(err, &pe) {
+	if _, err := comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "aws", missing, "m5.large", "us-east-1", false), backendtest.InstanceConfig("noami", "srv-1")); !errors.As(err, &pe) {
 		t.Errorf("launch with a missing AMI = %v", err)
 	}
 	if alive := srv.Alive(); len(alive) != 0 {
 		t.Errorf("alive: %+v", alive)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestOffersQuotas(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	cfg := config(t, map[string]any{"regions": []any{"us-east-1", "us-west-2", "eu-north-1"}})
-	list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	cfg := backendtest.Config(t, "aws", map[string]any{"regions": []any{"us-east-1", "us-west-2", "eu-north-1"}})
+	list, err := backendtest.Driver(t, "aws").NewOffers(cfg, fake.Tables()).Offers(backendtest.Ctx(t), offers.Requirements{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,15 +388,15 @@ func TestOffersQuotas(t *testing.T) {
 		awsb.QuotaClass("inf2.xlarge", false) != "Inf/OnDemand" || awsb.QuotaClass("m5.large", false) != "Standard/OnDemand" {
 		t.Errorf("quota classes")
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestCapacityZones(t *testing.T) {
 	srv := fake.Use(t, "aws")
-	cfg := config(t, nil)
-	comp, _ := driver(t).NewCompute(cfg)
+	cfg := backendtest.Config(t, "aws", nil)
+	comp, _ := backendtest.Driver(t, "aws").NewCompute(cfg)
 	// p4d.24xlarge has capacity in us-east-1c only: a and b refuse, c launches.
-	pd, err := comp.CreateInstance(ctx(t), offerFor(t, cfg, "p4d.24xlarge", "us-east-1", false), instanceConfig("big-0"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "aws", cfg, "p4d.24xlarge", "us-east-1", false), backendtest.InstanceConfig("big-0", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,16 +404,16 @@ func TestCapacityZones(t *testing.T) {
 		t.Errorf("zone %v, want us-east-1c", pd.AvailabilityZone)
 	}
 	// An offer limited to zones without capacity is refused as no capacity.
-	o := offerFor(t, cfg, "p4d.24xlarge", "us-east-1", false)
+	o := backendtest.OfferFor(t, "aws", cfg, "p4d.24xlarge", "us-east-1", false)
 	o.AvailabilityZones = []string{"us-east-1a", "us-east-1b"}
-	if _, err := comp.CreateInstance(ctx(t), o, instanceConfig("big-1")); !backends.IsNoCapacity(err) {
+	if _, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("big-1", "srv-1")); !backends.IsNoCapacity(err) {
 		t.Errorf("launch in zones without capacity = %v", err)
 	}
-	_ = comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, "")
+	_ = comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, "")
 	if alive := srv.Alive(); len(alive) != 0 {
 		t.Errorf("alive: %+v", alive)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 // TestRetries: throttling and 5xx are retried, so a launch at a fault rate goes through.
@@ -517,11 +421,11 @@ func TestRetries(t *testing.T) {
 	srv := fake.StartWith(t, "aws", fake.Options{BootDelay: fake.DefaultTestBootDelay, Seed: 5,
 		Faults: fake.Faults{Rate: 0.3, Kinds: []string{fake.Fault5xx, fake.FaultThrottle}}})
 	t.Setenv(backends.EnvAPIURL("aws"), srv.URL)
-	cfg := config(t, nil)
-	comp, _ := driver(t).NewCompute(cfg)
+	cfg := backendtest.Config(t, "aws", nil)
+	comp, _ := backendtest.Driver(t, "aws").NewCompute(cfg)
 	var offer offers.Offer
 	for i := 0; ; i++ {
-		list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+		list, err := backendtest.Driver(t, "aws").NewOffers(cfg, fake.Tables()).Offers(backendtest.Ctx(t), offers.Requirements{})
 		if err == nil {
 			offer = list[0]
 			break
@@ -531,11 +435,11 @@ func TestRetries(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		pd, err := comp.CreateInstance(ctx(t), offer, instanceConfig(fmt.Sprint("retry-", i)))
+		pd, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig(fmt.Sprint("retry-", i), "srv-1"))
 		if err != nil {
 			t.Fatalf("CreateInstance at a 30%% fault rate = %v (faults %v)", err, srv.FaultsInjected())
 		}
-		if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
+		if err := comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
 			t.Fatalf("TerminateInstance at a 30%% fault rate = %v", err)
 		}
 	}

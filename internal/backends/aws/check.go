@@ -26,11 +26,8 @@ const maxRegionChecks = 12
 // problem names vpc_name, vpc_ids, default_vpcs, regions or public_ips. Failures that say nothing
 // about the config (network, timeouts, 5xx, throttling) are a *backends.ProviderError.
 func check(ctx context.Context, cfg backends.Config) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
 	s, err := newSession(ctx, cfg, false)
 	if err != nil {
 		return err

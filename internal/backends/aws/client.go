@@ -162,23 +162,15 @@ func (s *session) shownURL(service, region string) string {
 // Error codes by what they mean to dstack.
 var (
 	// capacityCodes make the lifecycle try the next zone, then the next offer.
-	capacityCodes = set("InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
+	capacityCodes = backends.Set("InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
 		"InsufficientReservedInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded",
 		"SpotMaxPriceTooLow", "UnfulfillableCapacity", "Unsupported", "InsufficientFreeAddressesInSubnet")
 	// authCodes refuse the credentials (or their permissions): the backend is invalid until fixed.
-	authCodes = set("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+	authCodes = backends.Set("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
 		"InvalidSignatureException", "MissingAuthenticationToken", "MissingAuthenticationTokenException", "IncompleteSignature",
 		"IncompleteSignatureException", "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId", "UnauthorizedOperation",
 		"AccessDenied", "AccessDeniedException", "OptInRequired", "Blocked")
 )
-
-func set(codes ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, c := range codes {
-		m[c] = true
-	}
-	return m
-}
 
 // errorCode is the API error code of an SDK error, "" for other errors.
 func errorCode(err error) string {

@@ -241,7 +241,7 @@ func ec2Tags(m map[string]string) []types.Tag {
 
 // instanceTags are the tags of an instance and its volumes: the config's, then dstack's over them.
 func (c *compute) instanceTags(cfg backends.InstanceConfig) map[string]string {
-	tags := stringMap(c.cfg.Values["tags"])
+	tags := backends.StringMap(c.cfg.Values["tags"])
 	tags["Name"] = bootstrap.ResourceName(cfg.ProjectName, cfg.InstanceName, 128)
 	tags["dstack_project"] = cfg.ProjectName
 	tags["dstack_instance"] = cfg.InstanceName
@@ -355,7 +355,7 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 }
 
 // staleCodes say that a cached subnet, group or image is gone.
-var staleCodes = set("InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable",
+var staleCodes = backends.Set("InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable",
 	"InvalidParameter")
 
 // forget drops what CreateInstance cached about a region.
@@ -459,53 +459,37 @@ func (c *compute) ListInstances(ctx context.Context) ([]backends.Tagged, error) 
 	if err != nil {
 		return nil, err
 	}
-	regions := regionsOf(c.cfg)
-	results := make([][]backends.Tagged, len(regions))
-	errs := make([]error, len(regions))
-	var wg sync.WaitGroup
-	for i, region := range regions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := ec2.NewDescribeInstancesPaginator(s.ec2Client(region), &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000),
-				Filters: []types.Filter{
-					{Name: aws.String("tag-key"), Values: []string{"dstack_server"}},
-					{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
-				}})
-			for p.HasMorePages() {
-				page, err := p.NextPage(ctx)
-				if err != nil {
-					errs[i] = s.mapError(region, err)
-					return
-				}
-				for _, r := range page.Reservations {
-					for _, inst := range r.Instances {
-						t := backends.Tagged{Backend: typ, InstanceID: aws.ToString(inst.InstanceId), Region: region, Tags: map[string]string{}}
-						if inst.State != nil {
-							t.State = string(inst.State.Name)
-						}
-						if inst.LaunchTime != nil {
-							t.LaunchedAt = *inst.LaunchTime
-						}
-						for _, tag := range inst.Tags {
-							t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
-						}
-						t.Name = t.Tags["Name"]
-						results[i] = append(results[i], t)
+	return backends.ListEachRegion(regionsOf(c.cfg), func(region string) ([]backends.Tagged, error) {
+		var out []backends.Tagged
+		p := ec2.NewDescribeInstancesPaginator(s.ec2Client(region), &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000),
+			Filters: []types.Filter{
+				{Name: aws.String("tag-key"), Values: []string{"dstack_server"}},
+				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+			}})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, s.mapError(region, err)
+			}
+			for _, r := range page.Reservations {
+				for _, inst := range r.Instances {
+					t := backends.Tagged{Backend: typ, InstanceID: aws.ToString(inst.InstanceId), Region: region, Tags: map[string]string{}}
+					if inst.State != nil {
+						t.State = string(inst.State.Name)
 					}
+					if inst.LaunchTime != nil {
+						t.LaunchedAt = *inst.LaunchTime
+					}
+					for _, tag := range inst.Tags {
+						t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+					}
+					t.Name = t.Tags["Name"]
+					out = append(out, t)
 				}
 			}
-		}()
-	}
-	wg.Wait()
-	var out []backends.Tagged
-	for i := range regions {
-		if errs[i] != nil {
-			return nil, errs[i]
 		}
-		out = append(out, results[i]...)
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 var _ backends.InstanceLister = (*compute)(nil)

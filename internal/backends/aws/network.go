@@ -31,7 +31,7 @@ type netConfig struct {
 }
 
 func netConfigOf(cfg backends.Config) netConfig {
-	nc := netConfig{vpcName: cfg.String("vpc_name"), vpcIDs: stringMap(cfg.Values["vpc_ids"]),
+	nc := netConfig{vpcName: cfg.String("vpc_name"), vpcIDs: backends.StringMap(cfg.Values["vpc_ids"]),
 		defaultVPCs: boolOr(cfg.Values["default_vpcs"], true), publicIPs: boolOr(cfg.Values["public_ips"], true)}
 	return nc
 }
@@ -182,23 +182,6 @@ func (n *network) perZone() []subnet {
 		if !seen[s.az] {
 			seen[s.az] = true
 			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func stringMap(v any) map[string]string {
-	out := map[string]string{}
-	switch m := v.(type) {
-	case map[string]any:
-		for k, x := range m {
-			if s, ok := x.(string); ok {
-				out[k] = s
-			}
-		}
-	case map[string]string:
-		for k, x := range m {
-			out[k] = x
 		}
 	}
 	return out

@@ -130,21 +130,19 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		need[o.Region][QuotaClass(o.Instance.Name, o.Instance.Resources.Spot)] = true
 	}
 	sort.Strings(regions)
-	quotas := make([]map[string]*float64, len(regions))
-	zones := make([][]string, len(regions))
-	errs := make([]error, len(regions))
-	var wg sync.WaitGroup
-	for i, r := range regions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if zones[i], errs[i] = l.zonesOf(ctx, s, r); errs[i] != nil {
-				return
-			}
-			quotas[i], errs[i] = l.quotasOf(ctx, s, r, need[r])
-		}()
+	// What a region says of its offers: its zones, and the quotas of its classes.
+	type regionState struct {
+		zones  []string
+		quotas map[string]*float64
 	}
-	wg.Wait()
+	states, errs := backends.EachRegion(regions, func(r string) (regionState, error) {
+		zones, err := l.zonesOf(ctx, s, r)
+		if err != nil {
+			return regionState{}, err
+		}
+		quotas, err := l.quotasOf(ctx, s, r, need[r])
+		return regionState{zones: zones, quotas: quotas}, err
+	})
 	byRegion := map[string]int{}
 	for i, r := range regions {
 		if errs[i] != nil {
@@ -158,8 +156,8 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 			continue
 		}
 		i := byRegion[o.Region]
-		o.AvailabilityZones = zones[i]
-		if q := quotas[i]; q != nil {
+		o.AvailabilityZones = states[i].zones
+		if q := states[i].quotas; q != nil {
 			if v := q[QuotaClass(o.Instance.Name, o.Instance.Resources.Spot)]; v == nil || *v < float64(max(o.Instance.Resources.CPUs, 1)) {
 				o.Availability = offers.NoQuota
 			}

@@ -34,7 +34,7 @@ func (c *compute) CreateVolume(ctx context.Context, cfg backends.VolumeConfig) (
 		}
 		zone = aws.ToString(out.AvailabilityZones[0].ZoneName)
 	}
-	tags := stringMap(c.cfg.Values["tags"])
+	tags := backends.StringMap(c.cfg.Values["tags"])
 	tags["Name"] = cfg.Name
 	for k, v := range cfg.Tags {
 		tags[k] = v

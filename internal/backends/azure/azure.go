@@ -152,23 +152,6 @@ func regionsOf(cfg backends.Config) []string {
 	return Locations
 }
 
-func stringMap(v any) map[string]string {
-	out := map[string]string{}
-	switch m := v.(type) {
-	case map[string]any:
-		for k, x := range m {
-			if s, ok := x.(string); ok {
-				out[k] = s
-			}
-		}
-	case map[string]string:
-		for k, x := range m {
-			out[k] = x
-		}
-	}
-	return out
-}
-
 func sortedStrings(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

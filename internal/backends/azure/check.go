@@ -28,11 +28,8 @@ const managedIdentityAPIVersion = "2023-01-31"
 // Failures that say nothing about the config (network, timeouts, 5xx, throttling) are a
 // *backends.ProviderError naming the endpoint.
 func check(ctx context.Context, cfg backends.Config) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
 	s, err := newSession(cfg, false)
 	if err != nil {
 		return err
@@ -65,7 +62,7 @@ func check(ctx context.Context, cfg backends.Config) error {
 			return s.probeError(ctx, err)
 		}
 	}
-	for _, loc := range sortedStrings(stringMap(cfg.Values["vpc_ids"])) {
+	for _, loc := range sortedStrings(backends.StringMap(cfg.Values["vpc_ids"])) {
 		if _, err := s.customNetwork(ctx, cfg, loc); err != nil {
 			var ce *backends.CredentialsError
 			if errors.As(err, &ce) {

@@ -268,21 +268,13 @@ func (s *session) credentialError(err error) error {
 // Error codes by what they mean to dstack.
 var (
 	// capacityCodes make the lifecycle try the next offer.
-	capacityCodes = set("SkuNotAvailable", "AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
+	capacityCodes = backends.Set("SkuNotAvailable", "AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
 		"OverconstrainedZonalAllocationRequest", "AllocationFailedVMSSFlexMaxReached", "QuotaExceeded",
 		"SpotQuotaExceeded", "LowPriorityQuotaExceeded", "SkuNotAvailableForSubscription")
 	// authCodes refuse the token or its permissions.
-	authCodes = set("AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant",
+	authCodes = backends.Set("AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant",
 		"ExpiredAuthenticationToken", "AuthorizationFailed", "LinkedAuthorizationFailed")
 )
-
-func set(codes ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, c := range codes {
-		m[c] = true
-	}
-	return m
-}
 
 // errorCode is ARM's error code of an SDK error, "" for other errors.
 func errorCode(err error) string {

@@ -109,7 +109,7 @@ func vmName(project, instance string) string {
 // tags are the config's tags with dstack's over them.
 func (c *compute) tags(extra map[string]string) map[string]*string {
 	out := map[string]*string{}
-	for k, v := range stringMap(c.cfg.Values["tags"]) {
+	for k, v := range backends.StringMap(c.cfg.Values["tags"]) {
 		out[k] = to.Ptr(v)
 	}
 	for k, v := range extra {
@@ -189,7 +189,7 @@ func (c *compute) resourceGroup(ctx context.Context, s *session, cfg backends.In
 // customNetwork resolves vpc_ids' network of a location: its first subnet. Config problems are
 // configErrors naming vpc_ids.<location>.
 func (s *session) customNetwork(ctx context.Context, cfg backends.Config, loc string) (string, error) {
-	ref := stringMap(cfg.Values["vpc_ids"])[loc]
+	ref := backends.StringMap(cfg.Values["vpc_ids"])[loc]
 	rg, name, _ := strings.Cut(ref, "/")
 	vnet, err := s.vnets.Get(ctx, rg, name, nil)
 	switch c := errorCode(err); {
@@ -223,7 +223,7 @@ func (c *compute) network(ctx context.Context, s *session, rg, loc string, cfg b
 		return n.v, nil
 	}
 	net := &network{}
-	if _, custom := stringMap(c.cfg.Values["vpc_ids"])[loc]; custom {
+	if _, custom := backends.StringMap(c.cfg.Values["vpc_ids"])[loc]; custom {
 		id, err := s.customNetwork(ctx, c.cfg, loc)
 		if err != nil {
 			var ce *backends.CredentialsError
@@ -641,45 +641,33 @@ func (c *compute) ListInstances(ctx context.Context) ([]backends.Tagged, error) 
 	if err != nil {
 		return nil, err
 	}
-	locs := regionsOf(c.cfg)
-	results := make([][]backends.Tagged, len(locs))
-	errs := make([]error, len(locs))
-	var wg sync.WaitGroup
-	for i, loc := range locs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := s.vms.NewListByLocationPager(loc, nil)
-			for p.More() {
-				page, err := p.NextPage(ctx)
-				if err != nil {
-					errs[i] = s.mapError(ctx, loc+" listing VMs", err)
-					return
-				}
-				for _, vm := range page.Value {
-					if vm == nil || vm.Tags["dstack_server"] == nil {
-						continue
-					}
-					t := backends.Tagged{Backend: typ, InstanceID: deref(vm.ID, ""), Region: loc, Name: deref(vm.Name, ""), Tags: map[string]string{}}
-					for k, v := range vm.Tags {
-						t.Tags[k] = deref(v, "")
-					}
-					if vm.Properties != nil {
-						t.State = deref(vm.Properties.ProvisioningState, "")
-						t.LaunchedAt = deref(vm.Properties.TimeCreated, time.Time{})
-					}
-					results[i] = append(results[i], t)
-				}
+	out, err := backends.ListEachRegion(regionsOf(c.cfg), func(loc string) ([]backends.Tagged, error) {
+		var out []backends.Tagged
+		p := s.vms.NewListByLocationPager(loc, nil)
+		for p.More() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, s.mapError(ctx, loc+" listing VMs", err)
 			}
-		}()
-	}
-	wg.Wait()
-	var out []backends.Tagged
-	for i := range locs {
-		if errs[i] != nil {
-			return nil, errs[i]
+			for _, vm := range page.Value {
+				if vm == nil || vm.Tags["dstack_server"] == nil {
+					continue
+				}
+				t := backends.Tagged{Backend: typ, InstanceID: deref(vm.ID, ""), Region: loc, Name: deref(vm.Name, ""), Tags: map[string]string{}}
+				for k, v := range vm.Tags {
+					t.Tags[k] = deref(v, "")
+				}
+				if vm.Properties != nil {
+					t.State = deref(vm.Properties.ProvisioningState, "")
+					t.LaunchedAt = deref(vm.Properties.TimeCreated, time.Time{})
+				}
+				out = append(out, t)
+			}
 		}
-		out = append(out, results[i]...)
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].LaunchedAt.Before(out[j].LaunchedAt) })
 	return out, nil

@@ -64,17 +64,9 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		}
 	}
 	sort.Strings(locs)
-	states := make([]map[string]skuState, len(locs))
-	errs := make([]error, len(locs))
-	var wg sync.WaitGroup
-	for i, loc := range locs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			states[i], errs[i] = l.skusOf(ctx, s, loc)
-		}()
-	}
-	wg.Wait()
+	states, errs := backends.EachRegion(locs, func(loc string) (map[string]skuState, error) {
+		return l.skusOf(ctx, s, loc)
+	})
 	byLoc := map[string]map[string]skuState{}
 	for i, loc := range locs {
 		if errs[i] != nil {

@@ -19,11 +19,8 @@ const provider = "GCP"
 // a 403 is "Insufficient permissions" on the credentials. Failures that say nothing about the
 // config (network, timeouts, 5xx, throttling) are a *backends.ProviderError naming the endpoint.
 func check(ctx context.Context, cfg backends.Config) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, backends.DefaultProbeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := backends.WithDefaultDeadline(ctx)
+	defer cancel()
 	s, err := newSession(ctx, cfg, false)
 	if err != nil {
 		return err

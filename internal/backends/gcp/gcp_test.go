@@ -1,7 +1,6 @@
 package gcp_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,53 +10,18 @@ import (
 	"time"
 
 	"github.com/dstackgo/dstack/internal/backends"
+	"github.com/dstackgo/dstack/internal/backends/backendtest"
 	"github.com/dstackgo/dstack/internal/backends/fake"
 	gcpb "github.com/dstackgo/dstack/internal/backends/gcp"
 	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/schema"
 )
 
-const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dstack-project"
-
-func driver(t *testing.T) *backends.Driver {
-	t.Helper()
-	d, ok := backends.Lookup("gcp")
-	if !ok {
-		t.Fatal("gcp is not registered")
-	}
-	return d
-}
-
 // config is the fake's good config with extra keys (nil deletes one), through the schema as the
 // server reads it.
 func config(t *testing.T, srv *fake.Server, extra map[string]any) backends.Config {
 	t.Helper()
-	v := fake.GoodConfigAt("gcp", srv.URL).Values
-	for k, x := range extra {
-		if x == nil {
-			delete(v, k)
-			continue
-		}
-		v[k] = x
-	}
-	cfg, issues := backends.Validate(v, &schema.Context{ReadFiles: true, Getenv: func(string) string { return "" }})
-	if len(issues) > 0 {
-		t.Fatalf("config %v does not pass the schema: %v", extra, issues)
-	}
-	return cfg
-}
-
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
-
-func noMisses(t *testing.T, srv *fake.Server) {
-	t.Helper()
-	for _, m := range srv.Misses() {
-		t.Errorf("the simulation refused a request as malformed: %s", m)
-	}
+	return backendtest.Validated(t, fake.GoodConfigAt("gcp", srv.URL).Values, &schema.Context{ReadFiles: true, Getenv: backendtest.NoEnv}, extra)
 }
 
 func fields(err error) []string {
@@ -74,24 +38,24 @@ func fields(err error) []string {
 
 func TestCheck(t *testing.T) {
 	srv := fake.Use(t, "gcp")
-	d := driver(t)
+	d := backendtest.Driver(t, "gcp")
 	good := config(t, srv, nil)
-	if err := d.Check(ctx(t), good); err != nil {
+	if err := d.Check(backendtest.Ctx(t), good); err != nil {
 		t.Fatalf("Check(good) = %v", err)
 	}
 
-	if got := fields(d.Check(ctx(t), srv.Bad)); !slices.Equal(got, []string{"creds.data"}) {
+	if got := fields(d.Check(backendtest.Ctx(t), srv.Bad)); !slices.Equal(got, []string{"creds.data"}) {
 		t.Errorf("Check(bad key) names %v, want [creds.data]", got)
 	}
 
 	notJSON := config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "data": "not a key"}})
-	err := d.Check(ctx(t), notJSON)
+	err := d.Check(backendtest.Ctx(t), notJSON)
 	if got := fields(err); !slices.Equal(got, []string{"creds.data"}) || !strings.Contains(err.Error(), "not JSON") {
 		t.Errorf("Check(data not JSON) = %v, fields %v", err, got)
 	}
 
 	missing := config(t, srv, map[string]any{"project_id": "no-such-project"})
-	err = d.Check(ctx(t), missing)
+	err = d.Check(backendtest.Ctx(t), missing)
 	if got := fields(err); !slices.Equal(got, []string{"project_id"}) || !strings.Contains(err.Error(), "no-such-project not found") {
 		t.Errorf("Check(missing project) = %v, fields %v", err, got)
 	}
@@ -106,28 +70,28 @@ func TestCheck(t *testing.T) {
 	if fromFile.String("creds", "data") == "" {
 		t.Fatalf("the key file was not read into creds.data")
 	}
-	if err := d.Check(ctx(t), fromFile); err != nil {
+	if err := d.Check(backendtest.Ctx(t), fromFile); err != nil {
 		t.Errorf("Check(key file) = %v", err)
 	}
 	badFile := filepath.Join(dir, "bad.json")
 	_ = os.WriteFile(badFile, []byte(srv.Bad.String("creds", "data")), 0o600)
-	err = d.Check(ctx(t), config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "filename": badFile}}))
+	err = d.Check(backendtest.Ctx(t), config(t, srv, map[string]any{"creds": map[string]any{"type": "service_account", "filename": badFile}}))
 	if got := fields(err); !slices.Contains(got, "creds.filename") || !slices.Contains(got, "creds.data") {
 		t.Errorf("Check(bad key file) = %v, fields %v", err, got)
 	}
 	gone := backends.Config{Type: "gcp", Values: map[string]any{"type": "gcp", "creds": map[string]any{"type": "service_account", "filename": filepath.Join(dir, "none.json")}}}
-	if got := fields(d.Check(ctx(t), gone)); !slices.Equal(got, []string{"creds.filename"}) {
+	if got := fields(d.Check(backendtest.Ctx(t), gone)); !slices.Equal(got, []string{"creds.filename"}) {
 		t.Errorf("Check(missing key file) names %v", got)
 	}
 
 	// Application Default Credentials.
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
 	def := config(t, srv, map[string]any{"creds": map[string]any{"type": "default"}})
-	if err := d.Check(ctx(t), def); err != nil {
+	if err := d.Check(backendtest.Ctx(t), def); err != nil {
 		t.Errorf("Check(default) = %v", err)
 	}
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", badFile)
-	if got := fields(d.Check(ctx(t), def)); !slices.Equal(got, []string{"creds"}) {
+	if got := fields(d.Check(backendtest.Ctx(t), def)); !slices.Equal(got, []string{"creds"}) {
 		t.Errorf("Check(default, bad key) names %v, want [creds]", got)
 	}
 	if _, issues := backends.Validate(def.Values, &schema.Context{Getenv: func(k string) string {
@@ -138,14 +102,14 @@ func TestCheck(t *testing.T) {
 	}}); len(issues) == 0 {
 		t.Errorf("default credentials pass the schema with DSTACK_DEFAULT_CREDS_DISABLED set")
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestOffersQuotas(t *testing.T) {
 	srv := fake.Use(t, "gcp")
-	d := driver(t)
+	d := backendtest.Driver(t, "gcp")
 	cfg := config(t, srv, map[string]any{"regions": []any{"us-central1", "europe-west4"}})
-	list, err := d.NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	list, err := d.NewOffers(cfg, fake.Tables()).Offers(backendtest.Ctx(t), offers.Requirements{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,23 +159,13 @@ func TestOffersQuotas(t *testing.T) {
 			t.Errorf("%+v zones %v, want %v", w.k, o.AvailabilityZones, w.zones)
 		}
 	}
-	noMisses(t, srv)
-}
-
-func instanceConfig(name string) backends.InstanceConfig {
-	return backends.InstanceConfig{ProjectName: "main", InstanceName: name, SSHPublicKeys: []string{testKey},
-		ShimURL: "http://127.0.0.1:3000/api/agents/dstack-shim-linux-amd64",
-		Tags:    map[string]string{"dstack_project": "main", "dstack_server": "srv1", "dstack_instance": name}}
+	backendtest.NoMisses(t, srv)
 }
 
 // offer finds an offer of the config by type, GPUs and spot.
 func offer(t *testing.T, cfg backends.Config, name string, gpus int, spot bool) offers.Offer {
 	t.Helper()
-	list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range list {
+	for _, o := range backendtest.Offers(t, "gcp", cfg) {
 		if o.Instance.Name == name && len(o.Instance.Resources.GPUs) == gpus && o.Instance.Resources.Spot == spot {
 			return o
 		}
@@ -222,7 +176,7 @@ func offer(t *testing.T, cfg backends.Config, name string, gpus int, spot bool) 
 
 func newCompute(t *testing.T, cfg backends.Config) backends.Compute {
 	t.Helper()
-	c, err := driver(t).NewCompute(cfg)
+	c, err := backendtest.Driver(t, "gcp").NewCompute(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +188,7 @@ func TestLifecycle(t *testing.T) {
 	cfg := config(t, srv, map[string]any{"tags": map[string]any{"Team": "ML Research", "cost-center": "42"}})
 	comp := newCompute(t, cfg)
 	o := offer(t, cfg, "n1-standard-4", 1, false)
-	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("Run-1.Node"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("Run-1.Node", "srv1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +202,7 @@ func TestLifecycle(t *testing.T) {
 	if m.Extra["accelerator"] != "nvidia-tesla-t4" || m.Extra["zone"] != "us-central1-a" || m.Extra["tags"] != "dstack-runner-instance" {
 		t.Errorf("machine %+v", m.Extra)
 	}
-	if !slices.Equal(m.SSHKeys, []string{testKey}) || !strings.Contains(m.UserData, "dstack-shim") {
+	if !slices.Equal(m.SSHKeys, []string{backendtest.TestKey}) || !strings.Contains(m.UserData, "dstack-shim") {
 		t.Errorf("keys %v, startup script %q", m.SSHKeys, m.UserData)
 	}
 	// Labels: the config's, sanitised, and dstack's.
@@ -258,7 +212,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	for pd.Hostname == nil {
-		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
+		if err := comp.UpdateProvisioningData(backendtest.Ctx(t), pd); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -270,7 +224,7 @@ func TestLifecycle(t *testing.T) {
 
 	// The orphan reconciler's view.
 	lister := comp.(backends.InstanceLister)
-	tagged, err := lister.ListInstances(ctx(t))
+	tagged, err := lister.ListInstances(backendtest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,21 +234,21 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	for i := 0; i < 2; i++ {
-		if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, pd.BackendData); err != nil {
+		if err := comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, pd.BackendData); err != nil {
 			t.Fatalf("TerminateInstance #%d = %v", i+1, err)
 		}
 	}
 	if alive := srv.Alive(); len(alive) != 0 {
 		t.Errorf("alive after terminate: %+v", alive)
 	}
-	if tagged, _ := lister.ListInstances(ctx(t)); len(tagged) != 0 {
+	if tagged, _ := lister.ListInstances(backendtest.Ctx(t)); len(tagged) != 0 {
 		t.Errorf("ListInstances after terminate = %+v", tagged)
 	}
 	// Without backend data the region's zones are tried.
-	if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
+	if err := comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, ""); err != nil {
 		t.Errorf("TerminateInstance without backend data = %v", err)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestZoneFallOver(t *testing.T) {
@@ -302,7 +256,7 @@ func TestZoneFallOver(t *testing.T) {
 	cfg := config(t, srv, nil)
 	comp := newCompute(t, cfg)
 	o := offer(t, cfg, "a2-highgpu-1g", 1, false)
-	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("a100-0"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("a100-0", "srv1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,26 +269,26 @@ func TestZoneFallOver(t *testing.T) {
 	}
 	// Only zones without capacity: no capacity.
 	o.AvailabilityZones = []string{"us-central1-a", "us-central1-b"}
-	_, err = comp.CreateInstance(ctx(t), o, instanceConfig("a100-1"))
+	_, err = comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("a100-1", "srv1"))
 	if !backends.IsNoCapacity(err) || !strings.Contains(err.Error(), "ZONE_RESOURCE_POOL_EXHAUSTED") {
 		t.Errorf("CreateInstance in exhausted zones = %v, want a NoCapacityError", err)
 	}
 	// Beyond the region's quota (8 A100s): quotaExceeded is a capacity refusal too.
 	o = offer(t, cfg, "a3-highgpu-8g", 8, false)
-	if _, err := comp.CreateInstance(ctx(t), o, instanceConfig("h100-0")); !backends.IsNoCapacity(err) {
+	if _, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("h100-0", "srv1")); !backends.IsNoCapacity(err) {
 		t.Errorf("CreateInstance without quota = %v, want a NoCapacityError", err)
 	}
 	if len(srv.Alive()) != 1 {
 		t.Errorf("alive: %+v", srv.Alive())
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestSpotPrivateServiceAccount(t *testing.T) {
 	srv := fake.Use(t, "gcp")
 	cfg := config(t, srv, map[string]any{"public_ips": false, "vm_service_account": "runner@sim-project.iam.gserviceaccount.com"})
 	comp := newCompute(t, cfg)
-	pd, err := comp.CreateInstance(ctx(t), offer(t, cfg, "n1-standard-4", 1, true), instanceConfig("spot-0"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), offer(t, cfg, "n1-standard-4", 1, true), backendtest.InstanceConfig("spot-0", "srv1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +297,7 @@ func TestSpotPrivateServiceAccount(t *testing.T) {
 		t.Errorf("machine spot=%v extra=%v", m.Spot, m.Extra)
 	}
 	for pd.Hostname == nil {
-		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
+		if err := comp.UpdateProvisioningData(backendtest.Ctx(t), pd); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -354,10 +308,10 @@ func TestSpotPrivateServiceAccount(t *testing.T) {
 	// A preempted spot instance is deleted: the machine is gone.
 	srv.Terminate(pd.InstanceID)
 	var pe *backends.ProvisioningError
-	if err := comp.UpdateProvisioningData(ctx(t), pd); !errors.As(err, &pe) {
+	if err := comp.UpdateProvisioningData(backendtest.Ctx(t), pd); !errors.As(err, &pe) {
 		t.Errorf("UpdateProvisioningData of a deleted instance = %v, want a ProvisioningError", err)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestFirewallAndSharedVPC(t *testing.T) {
@@ -366,7 +320,7 @@ func TestFirewallAndSharedVPC(t *testing.T) {
 	o := offer(t, cfg, "e2-standard-4", 0, false)
 	for i, name := range []string{"fw-0", "fw-1"} {
 		// A fresh compute each time: the rule is found on the provider, not only in a cache.
-		if _, err := newCompute(t, cfg).CreateInstance(ctx(t), o, instanceConfig(name)); err != nil {
+		if _, err := newCompute(t, cfg).CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig(name, "srv1")); err != nil {
 			t.Fatalf("CreateInstance #%d = %v", i, err)
 		}
 	}
@@ -376,7 +330,7 @@ func TestFirewallAndSharedVPC(t *testing.T) {
 	}
 
 	shared := config(t, srv, map[string]any{"vpc_name": "my-custom-vpc", "vpc_project_id": "another-project-id"})
-	pd, err := newCompute(t, shared).CreateInstance(ctx(t), o, instanceConfig("shared-0"))
+	pd, err := newCompute(t, shared).CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("shared-0", "srv1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,10 +342,10 @@ func TestFirewallAndSharedVPC(t *testing.T) {
 		t.Errorf("a rule was created in the Shared VPC's host project: %v", srv.Objects("gcp-firewalls"))
 	}
 	missing := config(t, srv, map[string]any{"vpc_name": "no-such-vpc"})
-	if _, err := newCompute(t, missing).CreateInstance(ctx(t), o, instanceConfig("novpc-0")); err == nil || backends.IsNoCapacity(err) {
+	if _, err := newCompute(t, missing).CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("novpc-0", "srv1")); err == nil || backends.IsNoCapacity(err) {
 		t.Errorf("CreateInstance in a missing VPC = %v", err)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestLabelSanitising(t *testing.T) {
@@ -414,7 +368,7 @@ func TestVolumes(t *testing.T) {
 	comp := newCompute(t, cfg)
 	vc := comp.(backends.VolumeCompute)
 	va := comp.(backends.VolumeAttacher)
-	vol, err := vc.CreateVolume(ctx(t), backends.VolumeConfig{ProjectName: "main", Name: "data", Region: "us-central1", SizeGB: 100,
+	vol, err := vc.CreateVolume(backendtest.Ctx(t), backends.VolumeConfig{ProjectName: "main", Name: "data", Region: "us-central1", SizeGB: 100,
 		Tags: map[string]string{"dstack_server": "srv1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -422,43 +376,43 @@ func TestVolumes(t *testing.T) {
 	if vol.VolumeID != "dstack-main-data" || *vol.AvailabilityZone != "us-central1-a" || vol.SizeGB != 100 || !vol.Attachable {
 		t.Errorf("volume %+v", vol)
 	}
-	reg, err := vc.RegisterVolume(ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "dstack-main-data"})
+	reg, err := vc.RegisterVolume(backendtest.Ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "dstack-main-data"})
 	if err != nil || reg.SizeGB != 100 || *reg.AvailabilityZone != "us-central1-a" {
 		t.Errorf("RegisterVolume = %+v, %v", reg, err)
 	}
-	if _, err := vc.RegisterVolume(ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "nope"}); err == nil {
+	if _, err := vc.RegisterVolume(backendtest.Ctx(t), backends.VolumeConfig{Region: "us-central1", VolumeID: "nope"}); err == nil {
 		t.Errorf("RegisterVolume of a missing disk = nil")
 	}
 
 	o := offer(t, cfg, "e2-standard-4", 0, false)
-	pd, err := comp.CreateInstance(ctx(t), o, instanceConfig("vol-0"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("vol-0", "srv1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		att, err := va.AttachVolume(ctx(t), *vol, *pd)
+		att, err := va.AttachVolume(backendtest.Ctx(t), *vol, *pd)
 		if err != nil || att.DeviceName != "/dev/disk/by-id/google-dstack-main-data" {
 			t.Fatalf("AttachVolume #%d = %+v, %v", i+1, att, err)
 		}
 	}
 	// An attached disk cannot be deleted.
-	if err := vc.DeleteVolume(ctx(t), *vol); err == nil {
+	if err := vc.DeleteVolume(backendtest.Ctx(t), *vol); err == nil {
 		t.Errorf("DeleteVolume of an attached disk = nil")
 	}
 	for i := 0; i < 2; i++ {
-		if err := va.DetachVolume(ctx(t), *vol, *pd); err != nil {
+		if err := va.DetachVolume(backendtest.Ctx(t), *vol, *pd); err != nil {
 			t.Fatalf("DetachVolume #%d = %v", i+1, err)
 		}
 	}
 	for i := 0; i < 2; i++ {
-		if err := vc.DeleteVolume(ctx(t), *vol); err != nil {
+		if err := vc.DeleteVolume(backendtest.Ctx(t), *vol); err != nil {
 			t.Fatalf("DeleteVolume #%d = %v", i+1, err)
 		}
 	}
 	if disks := srv.Objects("gcp-disks"); len(disks) != 0 {
 		t.Errorf("disks left: %v", disks)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestRetriesAndSecrets(t *testing.T) {
@@ -470,7 +424,7 @@ func TestRetriesAndSecrets(t *testing.T) {
 	srv.SetFaults(fake.Faults{Rate: 0.5, Kinds: []string{fake.FaultThrottle}})
 	created := 0
 	for i := 0; i < 4; i++ {
-		if _, err := comp.CreateInstance(ctx(t), o, instanceConfig("retry-"+string(rune('a'+i)))); err == nil {
+		if _, err := comp.CreateInstance(backendtest.Ctx(t), o, backendtest.InstanceConfig("retry-"+string(rune('a'+i)), "srv1")); err == nil {
 			created++
 		} else if strings.Contains(err.Error(), "PRIVATE KEY") {
 			t.Errorf("error leaks the key: %v", err)

@@ -130,17 +130,9 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 		return nil, err
 	}
 	sort.Strings(regions)
-	infos := make([]regionInfo, len(regions))
-	errs := make([]error, len(regions))
-	var wg sync.WaitGroup
-	for i, r := range regions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			infos[i], errs[i] = l.region(ctx, s, r)
-		}()
-	}
-	wg.Wait()
+	infos, errs := backends.EachRegion(regions, func(r string) (regionInfo, error) {
+		return l.region(ctx, s, r)
+	})
 	info := map[string]regionInfo{}
 	for i, r := range regions {
 		if errs[i] != nil {

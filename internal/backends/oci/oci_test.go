@@ -1,35 +1,20 @@
 package oci_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dstackgo/dstack/internal/backends"
+	"github.com/dstackgo/dstack/internal/backends/backendtest"
 	"github.com/dstackgo/dstack/internal/backends/fake"
 	"github.com/dstackgo/dstack/internal/backends/oci"
 	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/schema"
 )
-
-func driver(t *testing.T) *backends.Driver {
-	d, ok := backends.Lookup("oci")
-	if !ok {
-		t.Fatal("oci is not registered")
-	}
-	return d
-}
-
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
 
 func creds(cfg backends.Config) map[string]any { return cfg.Values["creds"].(map[string]any) }
 
@@ -65,36 +50,29 @@ func wantFields(t *testing.T, err error, want ...string) {
 	}
 }
 
-func noMisses(t *testing.T, srv *fake.Server) {
-	t.Helper()
-	for _, m := range srv.Misses() {
-		t.Errorf("malformed request: %s", m)
-	}
-}
-
 func TestCheck(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
-	if err := d.Check(ctx(t), srv.Good); err != nil {
+	if err := d.Check(backendtest.Ctx(t), srv.Good); err != nil {
 		t.Fatalf("Check(good) = %v", err)
 	}
 	for _, field := range []string{"user", "tenancy", "fingerprint", "region"} {
 		t.Run(field, func(t *testing.T) {
 			cfg := clone(srv.Good)
 			creds(cfg)[field] = "invalid"
-			wantFields(t, d.Check(ctx(t), cfg), "creds."+field)
+			wantFields(t, d.Check(backendtest.Ctx(t), cfg), "creds."+field)
 		})
 	}
 	t.Run("key_content not a key", func(t *testing.T) {
 		cfg := clone(srv.Good)
 		creds(cfg)["key_content"] = "invalid"
-		err := d.Check(ctx(t), cfg)
+		err := d.Check(backendtest.Ctx(t), cfg)
 		wantFields(t, err, "creds.key_content")
 	})
 	t.Run("key_content another key", func(t *testing.T) {
 		cfg := clone(srv.Good)
 		creds(cfg)["key_content"] = creds(srv.Bad)["key_content"]
-		err := d.Check(ctx(t), cfg)
+		err := d.Check(backendtest.Ctx(t), cfg)
 		wantFields(t, err, "creds.key_content", "creds.fingerprint")
 		for _, s := range srv.Secrets {
 			if strings.Contains(err.Error(), s) {
@@ -110,12 +88,12 @@ func TestCheck(t *testing.T) {
 		cfg := clone(srv.Good)
 		delete(creds(cfg), "key_content")
 		creds(cfg)["key_file"] = path
-		if err := d.Check(ctx(t), cfg); err != nil {
+		if err := d.Check(backendtest.Ctx(t), cfg); err != nil {
 			t.Fatalf("Check with key_file = %v", err)
 		}
 		missing := filepath.Join(t.TempDir(), "nope.pem")
 		creds(cfg)["key_file"] = missing
-		err := d.Check(ctx(t), cfg)
+		err := d.Check(backendtest.Ctx(t), cfg)
 		wantFields(t, err, "creds.key_file")
 		if err == nil || !strings.Contains(err.Error(), missing) {
 			t.Errorf("error %v does not name the path %s", err, missing)
@@ -124,12 +102,12 @@ func TestCheck(t *testing.T) {
 	t.Run("regions not subscribed", func(t *testing.T) {
 		cfg := clone(srv.Good)
 		cfg.Values["regions"] = []any{"us-phoenix-1"}
-		wantFields(t, d.Check(ctx(t), cfg), "regions")
+		wantFields(t, d.Check(backendtest.Ctx(t), cfg), "regions")
 	})
 	t.Run("compartment_id unknown", func(t *testing.T) {
 		cfg := clone(srv.Good)
 		cfg.Values["compartment_id"] = "ocid1.compartment.oc1..aaaaaaaanothere"
-		wantFields(t, d.Check(ctx(t), cfg), "compartment_id")
+		wantFields(t, d.Check(backendtest.Ctx(t), cfg), "compartment_id")
 	})
 	t.Run("default", func(t *testing.T) {
 		home := t.TempDir()
@@ -142,13 +120,13 @@ func TestCheck(t *testing.T) {
 		}
 		cfg := backends.Config{Type: "oci", Values: map[string]any{"type": "oci",
 			"creds": map[string]any{"type": "default", "file": filepath.Join(home, ".oci", "config")}}}
-		if err := d.Check(ctx(t), cfg); err != nil {
+		if err := d.Check(backendtest.Ctx(t), cfg); err != nil {
 			t.Fatalf("Check(default) = %v", err)
 		}
 		creds(cfg)["profile"] = "OTHER"
-		wantFields(t, d.Check(ctx(t), cfg), "creds.profile")
+		wantFields(t, d.Check(backendtest.Ctx(t), cfg), "creds.profile")
 		creds(cfg)["file"] = filepath.Join(home, "missing")
-		wantFields(t, d.Check(ctx(t), cfg), "creds.file")
+		wantFields(t, d.Check(backendtest.Ctx(t), cfg), "creds.file")
 	})
 	t.Run("default disabled", func(t *testing.T) {
 		v := map[string]any{"type": "oci", "creds": map[string]any{"type": "default"}}
@@ -162,25 +140,15 @@ func TestCheck(t *testing.T) {
 			t.Error("default credentials accepted with DSTACK_DEFAULT_CREDS_DISABLED set")
 		}
 	})
-	noMisses(t, srv)
-}
-
-func find(list []offers.Offer, shape, region string, spot bool) *offers.Offer {
-	for i := range list {
-		o := &list[i]
-		if o.Instance.Name == shape && o.Region == region && o.Instance.Resources.Spot == spot {
-			return o
-		}
-	}
-	return nil
+	backendtest.NoMisses(t, srv)
 }
 
 func TestOffers(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
 	cfg := clone(srv.Good)
 	delete(cfg.Values, "regions") // the subscribed regions dstack supports
-	list, err := d.NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
+	list, err := d.NewOffers(cfg, fake.Tables()).Offers(backendtest.Ctx(t), offers.Requirements{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +174,7 @@ func TestOffers(t *testing.T) {
 		{"VM.GPU2.1", "eu-frankfurt-1", false, offers.NotAvailable, nil},
 		{"VM.Standard.E4.Flex", "uk-london-1", false, offers.Available, []string{ad("uk-london-1", 1)}},
 	} {
-		o := find(list, c.shape, c.region, c.spot)
+		o := backendtest.Find(list, c.shape, c.region, c.spot)
 		if o == nil {
 			t.Errorf("no offer %s in %s (spot %v)", c.shape, c.region, c.spot)
 			continue
@@ -217,66 +185,32 @@ func TestOffers(t *testing.T) {
 	}
 	// Cached: a second query asks nothing.
 	src := d.NewOffers(srv.Good, fake.Tables())
-	if _, err := src.Offers(ctx(t), offers.Requirements{}); err != nil {
+	if _, err := src.Offers(backendtest.Ctx(t), offers.Requirements{}); err != nil {
 		t.Fatal(err)
 	}
 	hits := srv.Hits()
-	if _, err := src.Offers(ctx(t), offers.Requirements{}); err != nil {
+	if _, err := src.Offers(backendtest.Ctx(t), offers.Requirements{}); err != nil {
 		t.Fatal(err)
 	}
 	if srv.Hits() != hits {
 		t.Errorf("a second Offers call made %d requests, want 0 (cached)", srv.Hits()-hits)
 	}
-	noMisses(t, srv)
-}
-
-func instanceConfig(name string) backends.InstanceConfig {
-	return backends.InstanceConfig{ProjectName: "main", InstanceName: name,
-		SSHPublicKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dstack-project"},
-		ShimURL:       "http://127.0.0.1:3000/api/agents/dstack-shim-linux-amd64",
-		Tags:          map[string]string{"dstack_project": "main", "dstack_server": "srv-1", "dstack_instance": name}}
-}
-
-func offerFor(t *testing.T, cfg backends.Config, shape, region string, spot bool) offers.Offer {
-	t.Helper()
-	list, err := driver(t).NewOffers(cfg, fake.Tables()).Offers(ctx(t), offers.Requirements{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := find(list, shape, region, spot)
-	if o == nil {
-		t.Fatalf("no offer %s in %s", shape, region)
-	}
-	return *o
-}
-
-func poll(t *testing.T, comp backends.Compute, pd *backends.ProvisioningData) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for pd.Hostname == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no hostname")
-		}
-		if err := comp.UpdateProvisioningData(ctx(t), pd); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	backendtest.NoMisses(t, srv)
 }
 
 func TestLifecycle(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
 	comp, _ := d.NewCompute(srv.Good)
-	offer := offerFor(t, srv.Good, "VM.GPU.A10.1", "us-ashburn-1", true)
-	pd, err := comp.CreateInstance(ctx(t), offer, instanceConfig("life-0"))
+	offer := backendtest.OfferFor(t, "oci", srv.Good, "VM.GPU.A10.1", "us-ashburn-1", true)
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig("life-0", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pd.Hostname != nil || pd.Username != oci.Username || !pd.Dockerized || pd.AvailabilityZone == nil {
 		t.Errorf("provisioning data %+v", pd)
 	}
-	poll(t, comp, pd)
+	backendtest.WaitHostname(t, comp, pd)
 	m, _ := srv.Machine(pd.InstanceID)
 	if *pd.Hostname != m.IP || *pd.SSHPort != 22 || pd.InternalIP == nil || *pd.InternalIP != m.PrivateIP {
 		t.Errorf("address %s:%d (%v), want %s:22 (%s)", *pd.Hostname, *pd.SSHPort, pd.InternalIP, m.IP, m.PrivateIP)
@@ -290,22 +224,22 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	for i := 0; i < 2; i++ {
-		if err := comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, pd.BackendData); err != nil {
+		if err := comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, pd.BackendData); err != nil {
 			t.Fatalf("terminate #%d: %v", i+1, err)
 		}
 	}
 	if m, _ := srv.Machine(pd.InstanceID); m.Status != fake.StatusTerminated || m.Extra["preserve_boot_volume"] != false {
 		t.Errorf("after terminate: status %s, preserve_boot_volume %v (want terminated, false)", m.Status, m.Extra["preserve_boot_volume"])
 	}
-	if err := comp.TerminateInstance(ctx(t), "ocid1.instance.oc1.us-ashburn-1.unknown", "us-ashburn-1", ""); err != nil {
+	if err := comp.TerminateInstance(backendtest.Ctx(t), "ocid1.instance.oc1.us-ashburn-1.unknown", "us-ashburn-1", ""); err != nil {
 		t.Errorf("terminate of an unknown instance = %v, want nil", err)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 
 	// A flexible shape gets its shape config; the boot volume follows the offer's disk.
-	flex := offerFor(t, srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
+	flex := backendtest.OfferFor(t, "oci", srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
 	flex.Instance.Resources.Disk.SizeMiB = 120 * 1024
-	pd, err = comp.CreateInstance(ctx(t), flex, instanceConfig("life-1"))
+	pd, err = comp.CreateInstance(backendtest.Ctx(t), flex, backendtest.InstanceConfig("life-1", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,18 +247,18 @@ func TestLifecycle(t *testing.T) {
 		m.Extra["ocpus"] != float64(1) || m.Extra["memory_gb"] != float64(16) {
 		t.Errorf("flex machine %+v, want 1 OCPU, 16 GB, a 120 GB boot volume", m)
 	}
-	_ = comp.TerminateInstance(ctx(t), pd.InstanceID, pd.Region, "")
-	noMisses(t, srv)
+	_ = comp.TerminateInstance(backendtest.Ctx(t), pd.InstanceID, pd.Region, "")
+	backendtest.NoMisses(t, srv)
 }
 
 func TestCapacityFallOver(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
 	cfg := clone(srv.Good)
 	cfg.Values["regions"] = []any{"eu-frankfurt-1", "us-ashburn-1"}
 	comp, _ := d.NewCompute(cfg)
 	// Frankfurt AD-1 is out of host capacity for A10s: the launch lands in AD-2.
-	pd, err := comp.CreateInstance(ctx(t), offerFor(t, cfg, "VM.GPU.A10.1", "eu-frankfurt-1", false), instanceConfig("fall-0"))
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "oci", cfg, "VM.GPU.A10.1", "eu-frankfurt-1", false), backendtest.InstanceConfig("fall-0", "srv-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,28 +266,28 @@ func TestCapacityFallOver(t *testing.T) {
 		t.Errorf("availability domain %v, want AD-2", pd.AvailabilityZone)
 	}
 	// The A100 shape's only AD refuses with LimitExceeded: no capacity.
-	_, err = comp.CreateInstance(ctx(t), offerFor(t, cfg, "BM.GPU.A100-v2.8", "us-ashburn-1", false), instanceConfig("fall-1"))
+	_, err = comp.CreateInstance(backendtest.Ctx(t), backendtest.OfferFor(t, "oci", cfg, "BM.GPU.A100-v2.8", "us-ashburn-1", false), backendtest.InstanceConfig("fall-1", "srv-1"))
 	if !backends.IsNoCapacity(err) {
 		t.Errorf("CreateInstance over the limit = %v, want a NoCapacityError", err)
 	}
 	if len(srv.Alive()) != 1 {
 		t.Errorf("alive: %+v", srv.Alive())
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestNetworkOnce(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
-	offer := offerFor(t, srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
+	offer := backendtest.OfferFor(t, "oci", srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
 	first, _ := d.NewCompute(srv.Good)
 	for _, name := range []string{"net-0", "net-1"} { // the second reuses what the first cached
-		if _, err := first.CreateInstance(ctx(t), offer, instanceConfig(name)); err != nil {
+		if _, err := first.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig(name, "srv-1")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fresh, _ := d.NewCompute(srv.Good) // a fresh compute finds them again by name
-	if _, err := fresh.CreateInstance(ctx(t), offer, instanceConfig("net-2")); err != nil {
+	if _, err := fresh.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig("net-2", "srv-1")); err != nil {
 		t.Fatal(err)
 	}
 	comps := srv.OCICompartments()
@@ -375,42 +309,42 @@ func TestNetworkOnce(t *testing.T) {
 	cfg := clone(srv.Good)
 	cfg.Values["compartment_id"] = "ocid1.compartment.oc1..aaaaaaaa"
 	comp, _ := d.NewCompute(cfg)
-	if _, err := comp.CreateInstance(ctx(t), offer, instanceConfig("net-3")); err != nil {
+	if _, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig("net-3", "srv-1")); err != nil {
 		t.Fatal(err)
 	}
 	if len(srv.OCICompartments()) != 1 || len(srv.OCIResources("vcn")) != 2 {
 		t.Errorf("compartment_id: compartments %v, %d VCNs (want 1 and 2)", srv.OCICompartments(), len(srv.OCIResources("vcn")))
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
 
 func TestListInstances(t *testing.T) {
-	d := driver(t)
+	d := backendtest.Driver(t, "oci")
 	srv := fake.Use(t, "oci")
 	comp, _ := d.NewCompute(srv.Good)
 	lister := comp.(backends.InstanceLister)
-	got, err := lister.ListInstances(ctx(t))
+	got, err := lister.ListInstances(backendtest.Ctx(t))
 	if err != nil || len(got) != 0 {
 		t.Fatalf("ListInstances before any launch = %v, %v", got, err)
 	}
-	offer := offerFor(t, srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
+	offer := backendtest.OfferFor(t, "oci", srv.Good, "VM.Standard.E4.Flex", "us-ashburn-1", false)
 	var ids []string
 	for _, name := range []string{"orph-0", "orph-1", "orph-2", "orph-3"} { // more than a page
-		pd, err := comp.CreateInstance(ctx(t), offer, instanceConfig(name))
+		pd, err := comp.CreateInstance(backendtest.Ctx(t), offer, backendtest.InstanceConfig(name, "srv-1"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, pd.InstanceID)
 	}
-	untagged := instanceConfig("orph-x")
+	untagged := backendtest.InstanceConfig("orph-x", "srv-1")
 	untagged.Tags = nil
-	if _, err := comp.CreateInstance(ctx(t), offer, untagged); err != nil {
+	if _, err := comp.CreateInstance(backendtest.Ctx(t), offer, untagged); err != nil {
 		t.Fatal(err)
 	}
-	if err := comp.TerminateInstance(ctx(t), ids[0], "us-ashburn-1", ""); err != nil {
+	if err := comp.TerminateInstance(backendtest.Ctx(t), ids[0], "us-ashburn-1", ""); err != nil {
 		t.Fatal(err)
 	}
-	got, err = lister.ListInstances(ctx(t))
+	got, err = lister.ListInstances(backendtest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,5 +361,5 @@ func TestListInstances(t *testing.T) {
 	if !slices.Equal(listed, want) {
 		t.Errorf("ListInstances = %v, want %v", listed, want)
 	}
-	noMisses(t, srv)
+	backendtest.NoMisses(t, srv)
 }
