@@ -372,6 +372,21 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 	vpc, vpcProject := c.vpc(s)
 	network := "projects/" + vpcProject + "/global/networks/" + vpc
 	name := instanceName(cfg)
+	created := func(zone string) *backends.ProvisioningData {
+		data, _ := json.Marshal(backendData{Zone: zone})
+		return &backends.ProvisioningData{
+			Backend:          typ,
+			InstanceType:     offer.Instance,
+			InstanceID:       name,
+			PublicIPEnabled:  c.publicIPs(),
+			Region:           region,
+			AvailabilityZone: &zone,
+			Price:            offer.Price,
+			Username:         Username,
+			Dockerized:       true,
+			BackendData:      string(data),
+		}
+	}
 	var refusals []string
 	for _, zone := range zones {
 		inst := c.instance(offer, cfg, name, zone, subnet, network)
@@ -383,7 +398,13 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 			return err
 		})
 		if err == nil {
-			op, err = c.waitZone(ctx, s, zone, op)
+			done, werr := c.waitZone(ctx, s, zone, op)
+			if werr != nil {
+				// The insert was accepted, so the machine exists: hand it over rather than lose track
+				// of it; polling reports it failed if the operation did (e.g. a stockout).
+				return created(zone), nil
+			}
+			op = done
 		}
 		switch {
 		case err != nil && (isCapacity(err) || isNotFound(err) && strings.Contains(apiError(err).Message, "Type")):
@@ -399,20 +420,7 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 			}
 			return nil, fmt.Errorf("GCP instances.insert of %s in %s failed: %s", name, zone, opErrorText(op))
 		}
-		data, _ := json.Marshal(backendData{Zone: zone})
-		z := zone
-		return &backends.ProvisioningData{
-			Backend:          typ,
-			InstanceType:     offer.Instance,
-			InstanceID:       name,
-			PublicIPEnabled:  c.publicIPs(),
-			Region:           region,
-			AvailabilityZone: &z,
-			Price:            offer.Price,
-			Username:         Username,
-			Dockerized:       true,
-			BackendData:      string(data),
-		}, nil
+		return created(zone), nil
 	}
 	return nil, &backends.NoCapacityError{Msg: fmt.Sprintf("GCP %s %s: %s", region, offer.Instance.Name, strings.Join(refusals, "; "))}
 }
