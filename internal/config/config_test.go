@@ -382,7 +382,7 @@ foo: 1
 - name: main
   backends:
   - type: gcp
-    project_id: p
+    project_id: my-project
     creds:
       type: service_account
 `, want: []want{{6, 5, "projects[0].backends[0].creds", "either `filename` or `data` must be specified"}}},
@@ -390,7 +390,7 @@ foo: 1
 - name: main
   backends:
   - type: gcp
-    project_id: p
+    project_id: my-project
     creds:
       type: service_account
       filename: ~/missing/sa.json
@@ -600,7 +600,7 @@ plugins: my-plugin
 - name: main
   backends:
   - type: gcp
-    project_id: p
+    project_id: my-project
     creds:
       type: default
 `, want: []want{{7, 7, "projects[0].backends[0].creds.type", "default credentials are disabled on this server"}}},
@@ -934,7 +934,7 @@ func TestDefaultCredsAllowed(t *testing.T) {
   backends:
   - {type: aws, creds: {type: default}}
   - {type: azure, tenant_id: t, subscription_id: s, creds: {type: default}}
-  - {type: gcp, project_id: p, creds: {type: default}}
+  - {type: gcp, project_id: my-project, creds: {type: default}}
   - {type: oci, creds: {type: default, file: ~/.oci/config, profile: DEFAULT}}
 `)
 	if _, err := config.Parse("config.yml", y, opts(nil)); err != nil {
@@ -949,7 +949,7 @@ func TestDefaultCredsAllowed(t *testing.T) {
 - name: main
   backends:
   - {type: aws, creds: {type: access_key, access_key: a, secret_key: b}}
-  - {type: gcp, project_id: p, creds: {type: service_account, data: "{}"}}
+  - {type: gcp, project_id: my-project, creds: {type: service_account, data: "{}"}}
 `)
 	if _, err := config.Parse("config.yml", y, opts(noDefaultCreds)); err != nil {
 		t.Fatal(err)
