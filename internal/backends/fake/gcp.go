@@ -19,6 +19,7 @@ import (
 //   - instances.insert, get, delete, attachDisk, detachDisk, aggregatedList (filter
 //     labels.<key>:* only);
 //   - disks.insert, get, delete; firewalls.get, insert;
+//   - networks.get, subnetworks.list (aggregated per region), routers.list (Cloud NAT);
 //   - zoneOperations.get, wait and globalOperations.get, wait.
 //
 // Every call needs a Bearer access token that the token endpoint issued (401 authError otherwise).
@@ -29,20 +30,86 @@ import (
 // quotaExceeded (403), rateLimitExceeded (429), backendError (500).
 //
 // The world: projects sim-project (the keys' own), gcp-project-id and another-project-id (the
-// seed's examples); each has a network `default`, the last two also my-custom-vpc. Regions are the
+// seed's examples); each has a network `default`, the last two also my-custom-vpc, and sim-project
+// the GPUDirect VPCs gpudirect-1..4 and gpudirect-eu. A network has one subnet per region, named as
+// the network, in the regions of gcpSubnetRegions (every region when not listed there). Cloud
+// Routers are gcpRouters: sim-project's default network has a Cloud NAT in every region;
+// gcp-project-id's only in some (see there), with a router without NAT in us-east1. Regions are the
 // 35 of dstack's default list, with zones a, b and c (us-central1 a, b, c and f; us-east1 and
 // europe-west1 b, c and d). Machine types are gcpTypes, sold in the zones listed there;
 // a2-highgpu-1g has capacity only in us-central1-c (ZONE_RESOURCE_POOL_EXHAUSTED elsewhere). GPU
 // quotas (NVIDIA_*_GPUS, PREEMPTIBLE_NVIDIA_*_GPUS) are gcpQuotas, their usage the GPUs of the
 // instances alive in the region; a launch beyond them is refused with quotaExceeded. Boot images
-// are the public ubuntu-os-cloud families.
+// are the public ubuntu-os-cloud families. An instance takes up to gcpMaxNICs network interfaces,
+// each in a distinct network with a subnet in the instance's region.
 
 const gcpSelfBase = "https://www.googleapis.com/compute/v1/"
 
 var gcpProjects = map[string][]string{ // project -> networks
-	gcpProject:           {"default"},
+	gcpProject:           {"default", "gpudirect-1", "gpudirect-2", "gpudirect-3", "gpudirect-4", "gpudirect-eu"},
 	"gcp-project-id":     {"default", "my-custom-vpc"},
 	"another-project-id": {"default", "my-custom-vpc"},
+}
+
+// gcpSubnetRegions are the regions where a network ("project/network") has its subnet; networks
+// not listed have one in every region (auto mode).
+var gcpSubnetRegions = map[string][]string{
+	gcpProject + "/gpudirect-1":  {"us-central1", "us-east4"},
+	gcpProject + "/gpudirect-2":  {"us-central1", "us-east4"},
+	gcpProject + "/gpudirect-3":  {"us-central1", "us-east4"},
+	gcpProject + "/gpudirect-4":  {"us-central1", "us-east4"},
+	gcpProject + "/gpudirect-eu": {"europe-west4"},
+}
+
+// gcpHasSubnet reports whether a network of a project has a subnet in a region.
+func gcpHasSubnet(project, network, region string) bool {
+	if !contains(gcpProjects[project], network) || !gcpKnownRegion(region) {
+		return false
+	}
+	regions, listed := gcpSubnetRegions[project+"/"+network]
+	return !listed || contains(regions, region)
+}
+
+// gcpRouter is a Cloud Router; nat says whether it has a Cloud NAT gateway.
+type gcpRouter struct {
+	name, network string
+	nat           bool
+}
+
+// gcpRouters are a project's Cloud Routers in a region.
+func gcpRouters(project, region string) []gcpRouter {
+	switch project {
+	case gcpProject:
+		return []gcpRouter{{"nat-router", "default", true}}
+	case "gcp-project-id":
+		// default: Cloud NAT in us-central1, us-east1 and europe-west4 only; my-custom-vpc: in
+		// us-central1, and in us-east1 a router (for a VPN's BGP) without NAT.
+		switch region {
+		case "us-central1":
+			return []gcpRouter{{"nat-router", "default", true}, {"custom-nat-router", "my-custom-vpc", true}}
+		case "us-east1":
+			return []gcpRouter{{"vpn-router", "my-custom-vpc", false}, {"nat-router", "default", true}}
+		case "europe-west4":
+			return []gcpRouter{{"nat-router", "default", true}}
+		}
+	case "another-project-id":
+		if region == "us-central1" {
+			return []gcpRouter{{"shared-nat-router", "my-custom-vpc", true}}
+		}
+	}
+	return nil
+}
+
+// gcpMaxNICs is how many network interfaces an instance of a machine type takes: A3 High one
+// plus four GPU NICs, A3 Mega one plus eight; other types one per vCPU, at least 2, at most 8.
+func gcpMaxNICs(t *gcpType) int {
+	switch t.name {
+	case "a3-highgpu-8g":
+		return 5
+	case "a3-megagpu-8g":
+		return 9
+	}
+	return min(max(t.cpu, 2), 8)
 }
 
 // gcpRegions are dstack's default GCP regions.
@@ -122,7 +189,9 @@ var gcpTypes = []gcpType{
 	{name: "a2-highgpu-1g", cpu: 12, mem: 85, gpus: 1, gpu: "A100", gpuMem: 40, price: 3.6731, spot: 1.1,
 		zones: gcpZones("us-central1"), capacity: "us-central1-c"},
 	{name: "a3-highgpu-8g", cpu: 208, mem: 1872, gpus: 8, gpu: "H100", gpuMem: 80, price: 88.2522,
-		zones: []string{"us-central1-a", "us-central1-b", "us-central1-c"}},
+		zones: []string{"us-central1-a", "us-central1-b", "us-central1-c", "us-east4-a", "us-east4-b", "us-east4-c"}},
+	{name: "a3-megagpu-8g", cpu: 208, mem: 1872, gpus: 8, gpu: "H100", gpuMem: 80, price: 94.9954,
+		zones: []string{"us-east4-a", "us-east4-b", "us-east4-c"}},
 }
 
 // gcpAccelerators maps acceleratorType names to the catalog's GPU names.
@@ -181,6 +250,8 @@ func gcpQuotas(region string) map[string]float64 {
 		q["NVIDIA_T4_GPUS"], q["PREEMPTIBLE_NVIDIA_T4_GPUS"] = 1, 1
 	case "europe-west4":
 		q["NVIDIA_L4_GPUS"], q["PREEMPTIBLE_NVIDIA_L4_GPUS"], q["NVIDIA_T4_GPUS"] = 2, 2, 0
+	case "us-east4":
+		q["CPUS"], q["NVIDIA_H100_GPUS"] = 512, 16
 	}
 	return q
 }
@@ -188,7 +259,8 @@ func gcpQuotas(region string) map[string]float64 {
 // gcpInst is what the simulation keeps of an instance beyond Machine.
 type gcpInst struct {
 	Project, Zone, NumID, MachineType string
-	Network, VPCProject               string
+	Network, VPCProject               string // of nic0
+	NICs                              []gcpNIC
 	Public                            bool
 	Labels                            map[string]string
 	NetTags                           []string
@@ -201,6 +273,11 @@ type gcpInst struct {
 	GPU                               string
 	GPUMem                            float64
 	Created                           time.Time
+}
+
+// gcpNIC is one network interface of an instance, in order (nic0 first).
+type gcpNIC struct {
+	VPCProject, Network, NicType string
 }
 
 type gcpAttached struct {
@@ -304,6 +381,8 @@ func init() {
 			gcpRoute("GET "+p+"regions/{region}", false, gcpRegionGet),
 			gcpRoute("GET "+p+"zones", false, gcpZonesList),
 			gcpRoute("GET "+p+"regions/{region}/subnetworks", false, gcpSubnetworksList),
+			gcpRoute("GET "+p+"regions/{region}/routers", false, gcpRoutersList),
+			gcpRoute("GET "+p+"global/networks/{name}", false, gcpGetNetwork),
 			gcpRoute("POST "+p+"zones/{zone}/instances", true, gcpInsertInstance),
 			gcpRoute("GET "+p+"zones/{zone}/instances/{name}", false, gcpGetInstance),
 			gcpRoute("DELETE "+p+"zones/{zone}/instances/{name}", false, gcpDeleteInstance),
@@ -391,8 +470,8 @@ func gcpZonesList(q *gcpReq) string {
 	return ""
 }
 
-// gcpSubnetworksList lists the subnets of a region: each network of the project has one, named
-// as the network.
+// gcpSubnetworksList lists the subnets of a region: each network of the project with a subnet
+// there (gcpHasSubnet) has one, named as the network.
 func gcpSubnetworksList(q *gcpReq) string {
 	region := q.r.PathValue("region")
 	if !gcpKnownRegion(region) {
@@ -401,11 +480,72 @@ func gcpSubnetworksList(q *gcpReq) string {
 	}
 	var items []any
 	for i, n := range gcpProjects[q.project] {
+		if !gcpHasSubnet(q.project, n, region) {
+			continue
+		}
 		items = append(items, map[string]any{"kind": "compute#subnetwork", "name": n, "region": gcpSelfBase + "projects/" + q.project + "/regions/" + region,
 			"network": gcpSelfBase + "projects/" + q.project + "/global/networks/" + n, "ipCidrRange": fmt.Sprintf("10.%d.0.0/20", 128+i),
 			"selfLink": gcpSelfBase + "projects/" + q.project + "/regions/" + region + "/subnetworks/" + n})
 	}
 	q.ok(map[string]any{"kind": "compute#subnetworkList", "items": items})
+	return ""
+}
+
+// gcpGetNetwork serves networks.get: the project's VPC network with the links of its subnets.
+func gcpGetNetwork(q *gcpReq) string {
+	name := q.r.PathValue("name")
+	idx := -1
+	for i, n := range gcpProjects[q.project] {
+		if n == name {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		q.notFound("projects/" + q.project + "/global/networks/" + name)
+		return ""
+	}
+	_, custom := gcpSubnetRegions[q.project+"/"+name]
+	var subnets []string
+	for _, r := range gcpRegions {
+		if gcpHasSubnet(q.project, name, r) {
+			subnets = append(subnets, gcpSelfBase+"projects/"+q.project+"/regions/"+r+"/subnetworks/"+name)
+		}
+	}
+	q.ok(map[string]any{"kind": "compute#network", "id": fmt.Sprint(7000000000000000000 + idx + 1000*len(q.project)), "name": name,
+		"autoCreateSubnetworks": !custom, "subnetworks": subnets, "routingConfig": map[string]any{"routingMode": "REGIONAL"},
+		"mtu": 1460, "networkFirewallPolicyEnforcementOrder": "AFTER_CLASSIC_FIREWALL", "creationTimestamp": "2024-01-15T09:30:00.000-08:00",
+		"selfLink": gcpSelfBase + "projects/" + q.project + "/global/networks/" + name})
+	return ""
+}
+
+// gcpRoutersList serves routers.list of a region: Router resources, whose nats list the Cloud NAT
+// gateways (empty for a router that only does BGP).
+func gcpRoutersList(q *gcpReq) string {
+	region := q.r.PathValue("region")
+	if !gcpKnownRegion(region) {
+		q.notFound("projects/" + q.project + "/regions/" + region)
+		return ""
+	}
+	if f := q.r.URL.Query().Get("filter"); f != "" {
+		return q.bad("Invalid list filter expression '" + f + "'. The simulation lists routers without a filter.")
+	}
+	regionURL := gcpSelfBase + "projects/" + q.project + "/regions/" + region
+	items := []any{}
+	for i, rt := range gcpRouters(q.project, region) {
+		router := map[string]any{"kind": "compute#router", "id": fmt.Sprint(8000000000000000000 + i + 100*len(region)), "name": rt.name,
+			"region": regionURL, "network": gcpSelfBase + "projects/" + q.project + "/global/networks/" + rt.network,
+			"bgp":               map[string]any{"asn": 64514 + i, "advertiseMode": "DEFAULT", "keepaliveInterval": 20},
+			"creationTimestamp": "2024-01-15T09:45:00.000-08:00", "selfLink": regionURL + "/routers/" + rt.name,
+			"encryptedInterconnectRouter": false}
+		if rt.nat {
+			router["nats"] = []any{map[string]any{"name": rt.name + "-nat", "natIpAllocateOption": "AUTO_ONLY",
+				"sourceSubnetworkIpRangesToNat": "ALL_SUBNETWORKS_ALL_IP_RANGES", "enableEndpointIndependentMapping": false,
+				"endpointTypes": []string{"ENDPOINT_TYPE_VM"}, "logConfig": map[string]any{"enable": false, "filter": "ALL"}}}
+		}
+		items = append(items, router)
+	}
+	q.ok(map[string]any{"kind": "compute#routerList", "id": "projects/" + q.project + "/regions/" + region + "/routers", "items": items,
+		"selfLink": regionURL + "/routers"})
 	return ""
 }
 
@@ -543,6 +683,7 @@ type gcpInstanceBody struct {
 	NetworkInterfaces []struct {
 		Network       string `json:"network"`
 		Subnetwork    string `json:"subnetwork"`
+		NicType       string `json:"nicType"`
 		AccessConfigs []struct {
 			Type, Name, NetworkTier string
 		} `json:"accessConfigs"`
@@ -676,28 +817,50 @@ func gcpInsertInstance(q *gcpReq) string {
 	if boot == nil {
 		return q.bad("Invalid value for field 'resource.disks': a boot disk is required")
 	}
-	if len(in.NetworkInterfaces) != 1 {
-		return q.bad("Invalid value for field 'resource.networkInterfaces': the simulation takes one network interface")
+	if len(in.NetworkInterfaces) == 0 {
+		return q.bad("Invalid value for field 'resource.networkInterfaces': at least one network interface is required")
 	}
-	ni := in.NetworkInterfaces[0]
-	netProject, netName := gcpNetwork(q.project, ni.Network)
-	if netName == "" {
-		q.fail(http.StatusNotFound, "notFound", fmt.Sprintf("The resource '%s' was not found", relative(ni.Network)))
-		return ""
+	if n := gcpMaxNICs(it); len(in.NetworkInterfaces) > n {
+		return q.bad(fmt.Sprintf("Invalid value for field 'resource.networkInterfaces': %d. Machine type %s supports at most %d network interfaces.", len(in.NetworkInterfaces), mtName, n))
 	}
-	if ni.Subnetwork != "" {
-		want := "projects/" + netProject + "/regions/" + gcpRegionOf(zone) + "/subnetworks/" + netName
-		if relative(ni.Subnetwork) != want {
-			return q.bad(fmt.Sprintf("Invalid value for field 'resource.networkInterfaces[0].subnetwork': '%s'. The subnetwork must be %s's in the instance's region.", ni.Subnetwork, netName))
-		}
-	}
+	var nics []gcpNIC
 	public := false
-	for _, ac := range ni.AccessConfigs {
-		if ac.Type != "ONE_TO_ONE_NAT" {
-			return q.bad("Invalid value for field 'resource.networkInterfaces[0].accessConfigs[0].type': '" + ac.Type + "'")
+	for i, ni := range in.NetworkInterfaces {
+		field := fmt.Sprintf("resource.networkInterfaces[%d]", i)
+		netProject, netName := gcpNetwork(q.project, ni.Network)
+		if netName == "" {
+			q.fail(http.StatusNotFound, "notFound", fmt.Sprintf("The resource '%s' was not found", relative(ni.Network)))
+			return ""
 		}
-		public = true
+		if !gcpHasSubnet(netProject, netName, gcpRegionOf(zone)) {
+			return q.bad(fmt.Sprintf("Invalid value for field '%s.network': '%s'. The network has no subnetwork in region %s.", field, ni.Network, gcpRegionOf(zone)))
+		}
+		if ni.Subnetwork != "" {
+			want := "projects/" + netProject + "/regions/" + gcpRegionOf(zone) + "/subnetworks/" + netName
+			if relative(ni.Subnetwork) != want {
+				return q.bad(fmt.Sprintf("Invalid value for field '%s.subnetwork': '%s'. The subnetwork must be %s's in the instance's region.", field, ni.Subnetwork, netName))
+			}
+		}
+		for _, prev := range nics {
+			if prev.VPCProject == netProject && prev.Network == netName {
+				return q.bad(fmt.Sprintf("Invalid value for field '%s.network': '%s'. Networks must be distinct for NICs attached to a VM.", field, ni.Network))
+			}
+		}
+		if ni.NicType != "" && ni.NicType != "GVNIC" && ni.NicType != "VIRTIO_NET" {
+			return q.bad(fmt.Sprintf("Invalid value for field '%s.nicType': '%s'", field, ni.NicType))
+		}
+		for _, ac := range ni.AccessConfigs {
+			if ac.Type != "ONE_TO_ONE_NAT" {
+				return q.bad(fmt.Sprintf("Invalid value for field '%s.accessConfigs[0].type': '%s'", field, ac.Type))
+			}
+			if i > 0 {
+				return q.bad(fmt.Sprintf("Invalid value for field '%s.accessConfigs': the simulation gives external IPs on nic0 only", field))
+			}
+			public = true
+		}
+		nics = append(nics, gcpNIC{VPCProject: netProject, Network: netName, NicType: ni.NicType})
 	}
+	netProject, netName := nics[0].VPCProject, nics[0].Network
 	meta := map[string]string{}
 	if in.Metadata != nil {
 		for _, it := range in.Metadata.Items {
@@ -775,7 +938,7 @@ func gcpInsertInstance(q *gcpReq) string {
 	}
 	numID := fmt.Sprint(4000000000000000000 + q.s.nextSeq())
 	gi := gcpInst{Project: q.project, Zone: zone, NumID: numID, MachineType: mtName, Network: netName, VPCProject: netProject,
-		Public: public, Labels: in.Labels, NetTags: netTags, Metadata: meta, Disks: []gcpAttached{*boot}, Accel: accel,
+		NICs: nics, Public: public, Labels: in.Labels, NetTags: netTags, Metadata: meta, Disks: []gcpAttached{*boot}, Accel: accel,
 		AccelCount: count, Scheduling: sched, ServiceAccount: sa, GPU: it.gpu, GPUMem: it.gpuMem, Created: time.Now()}
 	price := it.price
 	if spot {
@@ -784,7 +947,7 @@ func gcpInsertInstance(q *gcpReq) string {
 	m := &Machine{ID: in.Name, Name: in.Name, Type: mtName, Region: region, Spot: spot, Price: price, GPUs: it.gpus,
 		Image: relative(in.Disks[0].InitializeParams.SourceImage), UserData: meta["startup-script"], SSHKeys: keys, Tags: labelTags,
 		Extra: map[string]any{"gcp": gi, "zone": zone, "public": public, "network": "projects/" + netProject + "/global/networks/" + netName,
-			"service_account": sa, "accelerator": accel, "tags": strings.Join(netTags, ",")}}
+			"service_account": sa, "accelerator": accel, "tags": strings.Join(netTags, ","), "nics": gcpNICPaths(nics)}}
 	if len(keys) > 0 {
 		m.Extra["public_key"] = keys[0]
 	}
@@ -818,17 +981,43 @@ func gcpStatus(m Machine) string {
 	return "STAGING"
 }
 
+// gcpNICPaths are the "network|subnetwork" paths of an instance's interfaces in order, as the
+// tests read them from Machine.Extra["nics"].
+func gcpNICPaths(nics []gcpNIC) []string {
+	var out []string
+	for _, n := range nics {
+		out = append(out, "projects/"+n.VPCProject+"/global/networks/"+n.Network+"|"+n.NicType)
+	}
+	return out
+}
+
 func (q *gcpReq) instanceJSON(m Machine, gi gcpInst) map[string]any {
 	zoneURL := gcpSelfBase + "projects/" + gi.Project + "/zones/" + gi.Zone
-	nic := map[string]any{"kind": "compute#networkInterface", "name": "nic0",
-		"network":    gcpSelfBase + "projects/" + gi.VPCProject + "/global/networks/" + gi.Network,
-		"subnetwork": gcpSelfBase + "projects/" + gi.VPCProject + "/regions/" + m.Region + "/subnetworks/" + gi.Network}
-	if m.Status == StatusActive {
-		nic["networkIP"] = m.PrivateIP
-		if gi.Public {
-			nic["accessConfigs"] = []any{map[string]any{"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT",
-				"natIP": m.IP, "networkTier": "PREMIUM"}}
+	nics := gi.NICs
+	if len(nics) == 0 {
+		nics = []gcpNIC{{VPCProject: gi.VPCProject, Network: gi.Network}}
+	}
+	var nicsJSON []any
+	for i, n := range nics {
+		nic := map[string]any{"kind": "compute#networkInterface", "name": fmt.Sprintf("nic%d", i),
+			"network":    gcpSelfBase + "projects/" + n.VPCProject + "/global/networks/" + n.Network,
+			"subnetwork": gcpSelfBase + "projects/" + n.VPCProject + "/regions/" + m.Region + "/subnetworks/" + n.Network}
+		if n.NicType != "" {
+			nic["nicType"] = n.NicType
 		}
+		if m.Status == StatusActive {
+			if i == 0 {
+				nic["networkIP"] = m.PrivateIP
+				if gi.Public {
+					nic["accessConfigs"] = []any{map[string]any{"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT",
+						"natIP": m.IP, "networkTier": "PREMIUM"}}
+				}
+			} else {
+				// Made-up addresses: only nic0's (the machine's private IP) is ever dialled.
+				nic["networkIP"] = fmt.Sprintf("10.%d.0.%d", 200+i, 2+len(m.Name)%200)
+			}
+		}
+		nicsJSON = append(nicsJSON, nic)
 	}
 	var disks []any
 	for i, d := range gi.Disks {
@@ -846,7 +1035,7 @@ func (q *gcpReq) instanceJSON(m Machine, gi gcpInst) map[string]any {
 	}
 	out := map[string]any{"kind": "compute#instance", "id": gi.NumID, "name": m.Name, "zone": zoneURL,
 		"machineType": zoneURL + "/machineTypes/" + gi.MachineType, "status": gcpStatus(m), "labels": gi.Labels,
-		"creationTimestamp": gi.Created.Format("2006-01-02T15:04:05.000-07:00"), "networkInterfaces": []any{nic}, "disks": disks,
+		"creationTimestamp": gi.Created.Format("2006-01-02T15:04:05.000-07:00"), "networkInterfaces": nicsJSON, "disks": disks,
 		"metadata": map[string]any{"kind": "compute#metadata", "items": meta, "fingerprint": "c2ltLWZw"},
 		"tags":     map[string]any{"items": gi.NetTags}, "scheduling": gi.Scheduling, "selfLink": zoneURL + "/instances/" + m.Name}
 	if m.Status == StatusFailed {

@@ -32,7 +32,8 @@ import (
 //     installs and starts dstack-shim (bootstrap.ShimScript), ssh-keys for ubuntu, the network tag
 //     dstack-runner-instance, labels (the config's tags and InstanceConfig.Tags, sanitised to GCP's
 //     rules), a public IP unless public_ips is false, vm_service_account, and Spot scheduling for
-//     spot offers. The insert's operation is waited for (zoneOperations.wait, at most opWait), as
+//     spot offers. A3 types (a3-highgpu-8g, a3-edgegpu-8g, a3-megagpu-8g) get one more gVNIC
+//     interface per extra VPC (extra_vpcs, see network.go), in the VPC's subnet of the region. The insert's operation is waited for (zoneOperations.wait, at most opWait), as
 //     capacity refusals arrive in it: ZONE_RESOURCE_POOL_EXHAUSTED(_WITH_DETAILS), QUOTA_EXCEEDED
 //     and stockouts move on to the next zone; when every zone refuses, the result is a
 //     *backends.NoCapacityError. A requestId derived from the instance and zone makes retries
@@ -94,18 +95,9 @@ func (c *gcpCompute) session(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-func (c *gcpCompute) vpc(s *session) (name, project string) {
-	name, project = c.cfg.String("vpc_name"), c.cfg.String("vpc_project_id")
-	if name == "" {
-		name = "default"
-	}
-	if project == "" {
-		project = s.project
-	}
-	return name, project
-}
+func (c *gcpCompute) vpc(s *session) (name, project string) { return vpcOf(c.cfg, s.project) }
 
-func (c *gcpCompute) publicIPs() bool { return c.cfg.Values["public_ips"] != false }
+func (c *gcpCompute) publicIPs() bool { return publicIPsOf(c.cfg) }
 
 // FirewallRuleName is the SSH rule of a VPC, named as dstack names it.
 func FirewallRuleName(vpc string) string {
@@ -159,9 +151,10 @@ func (c *gcpCompute) ensureFirewall(ctx context.Context, s *session) error {
 	return nil
 }
 
-// subnet finds the VPC's subnetwork in a region.
-func (c *gcpCompute) subnet(ctx context.Context, s *session, region string) (string, error) {
-	vpc, project := c.vpc(s)
+// subnet finds a VPC's subnetwork in a region, cached; field is the config key that names the
+// VPC, for the error when it has none.
+func (c *gcpCompute) subnet(ctx context.Context, s *session, region, vpc, field string) (string, error) {
+	_, project := c.vpc(s)
 	key := project + "/" + region + "/" + vpc
 	c.mu.Lock()
 	sn := c.subnets[key]
@@ -169,26 +162,37 @@ func (c *gcpCompute) subnet(ctx context.Context, s *session, region string) (str
 	if sn != "" {
 		return sn, nil
 	}
-	err := s.do(ctx, func() error {
-		return s.svc.Subnetworks.List(project, region).Context(ctx).Pages(ctx, func(l *compute.SubnetworkList) error {
-			for _, it := range l.Items {
-				if sn == "" && path.Base(it.Network) == vpc {
-					sn = "projects/" + project + "/regions/" + region + "/subnetworks/" + it.Name
-				}
-			}
-			return nil
-		})
-	})
+	sn, err := subnetOf(ctx, s, project, vpc, region)
 	if err != nil {
 		return "", s.mapError("subnetworks of VPC "+vpc+" in "+region, err)
 	}
 	if sn == "" {
-		return "", &backends.ProvisioningError{Msg: fmt.Sprintf("GCP VPC %s of project %s has no subnet in %s; create one or set vpc_name", vpc, project, region)}
+		return "", &backends.ProvisioningError{Msg: fmt.Sprintf("GCP VPC %s of project %s (%s) has no subnet in %s; create one there or change %s", vpc, project, field, region, field)}
 	}
 	c.mu.Lock()
 	c.subnets[key] = sn
 	c.mu.Unlock()
 	return sn, nil
+}
+
+// nic is one network interface of an instance: the VPC and its subnet in the instance's region.
+type nic struct{ network, subnet string }
+
+// extraInterfaces are the GPUDirect interfaces of a machine type: the subnets of the first
+// extraNICs(type) of extra_vpcs in the region, in order; none for other types.
+func (c *gcpCompute) extraInterfaces(ctx context.Context, s *session, region, machineType string) ([]nic, error) {
+	extras := c.cfg.Strings("extra_vpcs")
+	n := min(extraNICs(machineType), len(extras))
+	_, project := c.vpc(s)
+	var out []nic
+	for _, vpc := range extras[:n] {
+		sn, err := c.subnet(ctx, s, region, vpc, "extra_vpcs")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nic{network: networkPath(project, vpc), subnet: sn})
+	}
+	return out, nil
 }
 
 // zonesOf lists a region's zones in order.
@@ -295,7 +299,7 @@ func newRequestID() string {
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
 }
 
-func (c *gcpCompute) instance(offer offers.Offer, cfg backends.InstanceConfig, name, zone, subnet, network string) *compute.Instance {
+func (c *gcpCompute) instance(offer offers.Offer, cfg backends.InstanceConfig, name, zone string, nics []nic) *compute.Instance {
 	res := offer.Instance.Resources
 	diskGB := int64((res.Disk.SizeMiB + 1023) / 1024)
 	if diskGB == 0 {
@@ -321,8 +325,14 @@ func (c *gcpCompute) instance(offer offers.Offer, cfg backends.InstanceConfig, n
 		}},
 		Disks: []*compute.AttachedDisk{{Boot: true, AutoDelete: true, Type: "PERSISTENT", InitializeParams: &compute.AttachedDiskInitializeParams{
 			SourceImage: Image, DiskSizeGb: diskGB, DiskType: "zones/" + zone + "/diskTypes/pd-balanced", Labels: labels}}},
-		NetworkInterfaces: []*compute.NetworkInterface{{Network: network, Subnetwork: subnet}},
-		Scheduling:        &compute.Scheduling{},
+		Scheduling: &compute.Scheduling{},
+	}
+	for _, n := range nics {
+		ni := &compute.NetworkInterface{Network: n.network, Subnetwork: n.subnet}
+		if len(nics) > 1 {
+			ni.NicType = "GVNIC" // GPUDirect-TCPX(O) runs over gVNIC only, on every interface of an A3
+		}
+		inst.NetworkInterfaces = append(inst.NetworkInterfaces, ni)
 	}
 	if c.publicIPs() {
 		inst.NetworkInterfaces[0].AccessConfigs = []*compute.AccessConfig{{Type: "ONE_TO_ONE_NAT", Name: "External NAT"}}
@@ -365,12 +375,16 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 	if err := c.ensureFirewall(ctx, s); err != nil {
 		return nil, err
 	}
-	subnet, err := c.subnet(ctx, s, region)
+	vpc, vpcProject := c.vpc(s)
+	subnet, err := c.subnet(ctx, s, region, vpc, "vpc_name")
 	if err != nil {
 		return nil, err
 	}
-	vpc, vpcProject := c.vpc(s)
-	network := "projects/" + vpcProject + "/global/networks/" + vpc
+	extra, err := c.extraInterfaces(ctx, s, region, offer.Instance.Name)
+	if err != nil {
+		return nil, err
+	}
+	nics := append([]nic{{network: networkPath(vpcProject, vpc), subnet: subnet}}, extra...)
 	name := instanceName(cfg)
 	created := func(zone string) *backends.ProvisioningData {
 		data, _ := json.Marshal(backendData{Zone: zone})
@@ -389,7 +403,7 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 	}
 	var refusals []string
 	for _, zone := range zones {
-		inst := c.instance(offer, cfg, name, zone, subnet, network)
+		inst := c.instance(offer, cfg, name, zone, nics)
 		var op *compute.Operation
 		rid := newRequestID()
 		err := s.do(ctx, func() error {

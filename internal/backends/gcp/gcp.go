@@ -2,11 +2,13 @@
 // compute/v1, the Compute Engine API v1 REST reference at
 // https://cloud.google.com/compute/docs/reference/rest/v1) and golang.org/x/oauth2/google:
 //
-//   - the credential check (check.go): the access token, then regions.list of the project;
+//   - the credential check (check.go): the access token, regions.list of the project, then the
+//     networks (network.go): networks.get of the VPC and extra_vpcs, and with public_ips false
+//     (unless nat_check is false) routers.list of each region for the VPC's Cloud NAT;
 //   - offers (offers.go): the catalog's zone rows folded into region offers, enriched with the
 //     regions' GPU quotas (regions.get);
 //   - machines (compute.go): instances.insert in the offer's zones in turn, with the firewall
-//     rule that lets SSH in; instances.get; instances.delete; aggregatedList for the orphan
+//     rule that lets SSH in and, for A3 types, a GPUDirect interface per extra VPC; instances.get; instances.delete; aggregatedList for the orphan
 //     reconciler (backends.InstanceLister);
 //   - volumes (volumes.go): persistent disks (backends.VolumeCompute and VolumeAttacher).
 //
@@ -51,10 +53,10 @@ func init() {
 				Help: "the GCP project id (default: the project of the credentials); list them with `gcloud projects list`"},
 			backends.Regions("GCP regions, e.g. [us-central1]; default: dstack's 35 regions"),
 			backends.Str("vpc_name", false, "the VPC name (default `default`)"),
-			{Name: "extra_vpcs", Kind: schema.StringList, Help: "extra VPC names for GPUDirect (A3) instances"},
+			{Name: "extra_vpcs", Kind: schema.StringList, Help: "extra VPC names for GPUDirect: a3-highgpu-8g/a3-edgegpu-8g instances get an interface in each of the first 4, a3-megagpu-8g the first 8; each needs a subnet in the regions used"},
 			backends.Str("vpc_project_id", false, "the host project of a Shared VPC"),
 			backends.Bool("public_ips", "give instances public IPs (default true; false needs Cloud NAT)"),
-			backends.Bool("nat_check", "check for Cloud NAT when public_ips is false (default true)"),
+			backends.Bool("nat_check", "check that the VPC has a Cloud NAT in every region when public_ips is false (default true); false skips it"),
 			backends.Str("vm_service_account", false, "a service account email to attach to VMs"),
 			labelsField(),
 			backends.Creds(

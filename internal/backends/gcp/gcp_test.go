@@ -162,15 +162,16 @@ func TestOffersQuotas(t *testing.T) {
 	backendtest.NoMisses(t, srv)
 }
 
-// offer finds an offer of the config by type, GPUs and spot.
-func offer(t *testing.T, cfg backends.Config, name string, gpus int, spot bool) offers.Offer {
+// offer finds an offer of the config by type, GPUs and spot, in the region when one is given.
+func offer(t *testing.T, cfg backends.Config, name string, gpus int, spot bool, region ...string) offers.Offer {
 	t.Helper()
 	for _, o := range backendtest.Offers(t, "gcp", cfg) {
-		if o.Instance.Name == name && len(o.Instance.Resources.GPUs) == gpus && o.Instance.Resources.Spot == spot {
+		if o.Instance.Name == name && len(o.Instance.Resources.GPUs) == gpus && o.Instance.Resources.Spot == spot &&
+			(len(region) == 0 || o.Region == region[0]) {
 			return o
 		}
 	}
-	t.Fatalf("no offer %s x%d spot=%v", name, gpus, spot)
+	t.Fatalf("no offer %s x%d spot=%v %v", name, gpus, spot, region)
 	return offers.Offer{}
 }
 
@@ -436,4 +437,127 @@ func TestRetriesAndSecrets(t *testing.T) {
 	if got := len(srv.Alive()); got != created {
 		t.Errorf("%d machines alive for %d launches: a retried insert made two", got, created)
 	}
+}
+
+// TestNATCheck: without public IPs the check wants the VPC's Cloud NAT in every region (a router
+// of that VPC with a NAT gateway), unless nat_check is false.
+func TestNATCheck(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	d := backendtest.Driver(t, "gcp")
+	check := func(extra map[string]any) error {
+		t.Helper()
+		return d.Check(backendtest.Ctx(t), config(t, srv, extra))
+	}
+	// sim-project's default VPC has a Cloud NAT in every region, the 35 default ones included.
+	for _, regions := range []any{[]any{"us-central1"}, nil} {
+		if err := check(map[string]any{"public_ips": false, "regions": regions}); err != nil {
+			t.Errorf("Check(public_ips false, regions %v) = %v", regions, err)
+		}
+	}
+	// my-custom-vpc of gcp-project-id: a NAT in us-central1; in us-east1 only a router without NAT
+	// and another VPC's router with one.
+	custom := map[string]any{"project_id": "gcp-project-id", "vpc_name": "my-custom-vpc", "public_ips": false,
+		"regions": []any{"us-central1", "us-east1"}}
+	err := check(custom)
+	if got := fields(err); !slices.Equal(got, []string{"public_ips", "nat_check"}) ||
+		!strings.Contains(err.Error(), "no Cloud NAT in us-east1,") || !strings.Contains(err.Error(), "nat_check: false") {
+		t.Errorf("Check(no NAT in us-east1) = %v, fields %v", err, got)
+	}
+	custom["nat_check"] = false
+	if err := check(custom); err != nil {
+		t.Errorf("Check(nat_check false) = %v", err)
+	}
+	delete(custom, "nat_check")
+	custom["public_ips"] = true
+	if err := check(custom); err != nil {
+		t.Errorf("Check(public IPs, no NAT) = %v", err)
+	}
+	// gcp-project-id's default VPC: NAT in us-central1, us-east1 and europe-west4 only.
+	err = check(map[string]any{"project_id": "gcp-project-id", "public_ips": false,
+		"regions": []any{"us-west1", "europe-west4", "us-central1", "asia-east1"}})
+	if got := fields(err); !slices.Equal(got, []string{"public_ips", "nat_check"}) || !strings.Contains(err.Error(), "no Cloud NAT in asia-east1, us-west1,") {
+		t.Errorf("Check(no NAT in two regions) = %v, fields %v", err, got)
+	}
+	// A VPC that does not exist is named as such, with or without public IPs.
+	if got := fields(check(map[string]any{"vpc_name": "no-such-vpc"})); !slices.Equal(got, []string{"vpc_name"}) {
+		t.Errorf("Check(missing VPC) names %v, want [vpc_name]", got)
+	}
+	if got := fields(check(map[string]any{"vpc_name": "no-such-vpc", "vpc_project_id": "another-project-id"})); !slices.Equal(got, []string{"vpc_name", "vpc_project_id"}) {
+		t.Errorf("Check(missing shared VPC) names %v", got)
+	}
+	backendtest.NoMisses(t, srv)
+}
+
+// TestExtraVPCs: A3 instances get one gVNIC interface per extra VPC (up to their GPU NICs), in
+// order; other types ignore them; the check wants the VPCs to exist.
+func TestExtraVPCs(t *testing.T) {
+	srv := fake.Use(t, "gcp")
+	d := backendtest.Driver(t, "gcp")
+	gpuVPCs := []any{"gpudirect-1", "gpudirect-2", "gpudirect-3", "gpudirect-4", "gpudirect-eu"}
+	cfg := config(t, srv, map[string]any{"regions": []any{"us-east4", "us-central1"}, "extra_vpcs": gpuVPCs})
+	// gpudirect-eu has no subnet in these regions; the check does not look at subnets.
+	if err := d.Check(backendtest.Ctx(t), cfg); err != nil {
+		t.Fatalf("Check(extra_vpcs) = %v", err)
+	}
+	for _, bad := range [][]any{{"gpudirect-1", "no-such-vpc"}, {"default"}} {
+		err := d.Check(backendtest.Ctx(t), config(t, srv, map[string]any{"extra_vpcs": bad}))
+		if got := fields(err); !slices.Equal(got, []string{"extra_vpcs"}) || !strings.Contains(err.Error(), bad[len(bad)-1].(string)) {
+			t.Errorf("Check(extra_vpcs %v) = %v, fields %v", bad, err, got)
+		}
+	}
+
+	comp := newCompute(t, cfg)
+	nics := func(id string) []string {
+		m, ok := srv.Machine(id)
+		if !ok {
+			t.Fatalf("no machine %s", id)
+		}
+		got, _ := m.Extra["nics"].([]string)
+		return got
+	}
+	// a3-highgpu-8g takes the first four, after nic0.
+	pd, err := comp.CreateInstance(backendtest.Ctx(t), offer(t, cfg, "a3-highgpu-8g", 8, false, "us-east4"), backendtest.InstanceConfig("a3-high", "srv1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"projects/sim-project/global/networks/default|GVNIC"}
+	for _, v := range gpuVPCs[:4] {
+		want = append(want, "projects/sim-project/global/networks/"+v.(string)+"|GVNIC")
+	}
+	if got := nics(pd.InstanceID); !slices.Equal(got, want) {
+		t.Errorf("a3-highgpu-8g interfaces %v, want %v", got, want)
+	}
+	for pd.Hostname == nil {
+		if err := comp.UpdateProvisioningData(backendtest.Ctx(t), pd); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, _ := srv.Machine(pd.InstanceID); *pd.Hostname != m.IP || *pd.InternalIP != m.PrivateIP {
+		t.Errorf("hostname %s internal %s, want nic0's %s %s", *pd.Hostname, *pd.InternalIP, m.IP, m.PrivateIP)
+	}
+	// a3-megagpu-8g takes up to eight: the fifth, gpudirect-eu, has no subnet in us-east4.
+	mega := offer(t, cfg, "a3-megagpu-8g", 8, false, "us-east4")
+	_, err = comp.CreateInstance(backendtest.Ctx(t), mega, backendtest.InstanceConfig("a3-mega", "srv1"))
+	var pe *backends.ProvisioningError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "gpudirect-eu") || !strings.Contains(err.Error(), "extra_vpcs") {
+		t.Errorf("CreateInstance(a3-mega, extra VPC without a subnet) = %v, want a ProvisioningError naming gpudirect-eu and extra_vpcs", err)
+	}
+	four := config(t, srv, map[string]any{"regions": []any{"us-east4", "us-central1"}, "extra_vpcs": gpuVPCs[:4]})
+	pd, err = newCompute(t, four).CreateInstance(backendtest.Ctx(t), mega, backendtest.InstanceConfig("a3-mega", "srv1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nics(pd.InstanceID); !slices.Equal(got, want) {
+		t.Errorf("a3-megagpu-8g interfaces %v, want %v", got, want)
+	}
+	// Other types ignore extra_vpcs.
+	pd, err = comp.CreateInstance(backendtest.Ctx(t), offer(t, cfg, "e2-standard-4", 0, false, "us-central1"), backendtest.InstanceConfig("cpu-0", "srv1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nics(pd.InstanceID); !slices.Equal(got, []string{"projects/sim-project/global/networks/default|"}) {
+		t.Errorf("e2-standard-4 interfaces %v, want nic0 only", got)
+	}
+	backendtest.NoMisses(t, srv)
 }
