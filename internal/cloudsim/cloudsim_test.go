@@ -332,18 +332,7 @@ func TestSeedExamples(t *testing.T) {
 		seen[typ]++
 		t.Run(typ+"@"+itoa(b.Line), func(t *testing.T) {
 			// Files the example reads from the server user's home (OCI's ~/.oci/config and key).
-			if home := t.TempDir(); fake.HomeFiles(typ, home) != nil {
-				for rel, content := range fake.HomeFiles(typ, home) {
-					p := filepath.Join(home, rel)
-					if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-						t.Fatal(err)
-					}
-				}
-				t.Setenv("HOME", home)
-			}
+			fake.UseHome(t, typ)
 			// Files the example names in a creds file reference (a GCP key's filename).
 			d, _ := backends.Lookup(typ)
 			refs := fileRefs(d)

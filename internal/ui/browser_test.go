@@ -238,7 +238,7 @@ func TestBrowser(t *testing.T) {
 		b.shot("05-yaml-error")
 		b.do(chromedp.SetValue(chromedp.CSS("#config_yaml"), ociGood), follow("main form .btn-primary"),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-backend="oci"]`)))
-		if st := b.text(`tr[data-backend="oci"] .badge`); st != "unchecked" {
+		if st := b.text(`tr[data-backend="oci"] .badge`); st != "valid" {
 			t.Fatalf("state: %q", st)
 		}
 		if f := b.text(".notice-ok"); !strings.Contains(f, "Backend oci added") {

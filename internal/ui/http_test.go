@@ -225,8 +225,8 @@ func TestYAMLErrorsAtTheirLines(t *testing.T) {
 		t.Fatalf("fixed: %d\n%s", r.Status, r.Body)
 	}
 	settings := b.get("/projects/main/settings")
-	if !strings.Contains(settings.Body, `data-backend="oci"`) || !strings.Contains(settings.Body, "badge-warn\">unchecked") {
-		t.Fatalf("oci is not listed as unchecked:\n%s", settings.Body)
+	if !strings.Contains(settings.Body, `data-backend="oci"`) || !strings.Contains(settings.Body, "badge-ok\">valid") {
+		t.Fatalf("oci is not listed as valid:\n%s", settings.Body)
 	}
 }
 

@@ -61,6 +61,9 @@ func newSite(t *testing.T) *site {
 		sim := fake.StartWith(t, "aws", fake.Options{Auth: fake.Lenient})
 		t.Setenv(backends.EnvAPIURL("aws"), sim.URL)
 	}
+	// OCI backends, the tests' example of a backend with default credentials, are checked against
+	// the simulation.
+	useOCIWorld(t)
 	s := &site{t: t, srv: server.New(st, nil), st: st, tokens: map[string]string{"admin": adminToken}, dir: dir}
 	s.srv.ConfigureWork(server.WorkOptions{Dir: dir})
 	if _, err := s.srv.Bootstrap(ctx, adminToken); err != nil {

@@ -34,6 +34,8 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -276,6 +278,27 @@ func HomeFiles(typ, home string) map[string]string {
 		return p.homeFiles(home)
 	}
 	return nil
+}
+
+// UseHome makes a temporary HOME holding the files typ's default credentials read (HomeFiles),
+// e.g. OCI's ~/.oci/config and its key; it does nothing for providers without such files.
+func UseHome(t testing.TB, typ string) {
+	t.Helper()
+	home := t.TempDir()
+	files := HomeFiles(typ, home)
+	if files == nil {
+		return
+	}
+	for rel, content := range files {
+		p := filepath.Join(home, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOME", home)
 }
 
 // GoodConfig is a complete backend config (type, creds and required keys) that a Strict simulation
