@@ -69,8 +69,7 @@ type compute struct {
 	cfg backends.Config
 	nc  netConfig
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu       sync.Mutex
 	networks map[string]cached[*network]
@@ -91,17 +90,7 @@ func newCompute(cfg backends.Config) (backends.Compute, error) {
 }
 
 func (c *compute) session(ctx context.Context) (*session, error) {
-	c.sessMu.Lock()
-	defer c.sessMu.Unlock()
-	if c.sess != nil {
-		return c.sess, nil
-	}
-	s, err := newSession(ctx, c.cfg, true)
-	if err != nil {
-		return nil, err
-	}
-	c.sess = s
-	return s, nil
+	return c.sess.Get(func() (*session, error) { return newSession(ctx, c.cfg, true) })
 }
 
 func (c *compute) network(ctx context.Context, s *session, region string) (*network, error) {

@@ -82,8 +82,7 @@ type liveOffers struct {
 	cfg     backends.Config
 	catalog offers.Source
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu     sync.Mutex
 	listed map[string]cached[map[string]float64] // region -> class -> vCPUs (nil map: no permission)
@@ -99,16 +98,7 @@ func newOffers(cfg backends.Config, tables offers.Tables) offers.Source {
 }
 
 func (l *liveOffers) session(ctx context.Context) (*session, error) {
-	l.sessMu.Lock()
-	defer l.sessMu.Unlock()
-	if l.sess == nil {
-		s, err := newSession(ctx, l.cfg, true)
-		if err != nil {
-			return nil, err
-		}
-		l.sess = s
-	}
-	return l.sess, nil
+	return l.sess.Get(func() (*session, error) { return newSession(ctx, l.cfg, true) })
 }
 
 func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]offers.Offer, error) {

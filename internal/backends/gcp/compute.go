@@ -69,8 +69,7 @@ type backendData struct {
 type gcpCompute struct {
 	cfg backends.Config
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu        sync.Mutex
 	firewalls map[string]bool   // network -> rule present
@@ -82,17 +81,7 @@ func newCompute(cfg backends.Config) (backends.Compute, error) {
 }
 
 func (c *gcpCompute) session(ctx context.Context) (*session, error) {
-	c.sessMu.Lock()
-	defer c.sessMu.Unlock()
-	if c.sess != nil {
-		return c.sess, nil
-	}
-	s, err := newSession(ctx, c.cfg, true)
-	if err != nil {
-		return nil, err
-	}
-	c.sess = s
-	return s, nil
+	return c.sess.Get(func() (*session, error) { return newSession(ctx, c.cfg, true) })
 }
 
 func (c *gcpCompute) vpc(s *session) (name, project string) { return vpcOf(c.cfg, s.project) }

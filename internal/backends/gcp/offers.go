@@ -33,8 +33,7 @@ type liveOffers struct {
 	cfg     backends.Config
 	catalog offers.Source
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu      sync.Mutex
 	regions map[string]regionInfo
@@ -63,16 +62,7 @@ func regionOfZone(zone string) string {
 }
 
 func (l *liveOffers) session(ctx context.Context) (*session, error) {
-	l.sessMu.Lock()
-	defer l.sessMu.Unlock()
-	if l.sess == nil {
-		s, err := newSession(ctx, l.cfg, true)
-		if err != nil {
-			return nil, err
-		}
-		l.sess = s
-	}
-	return l.sess, nil
+	return l.sess.Get(func() (*session, error) { return newSession(ctx, l.cfg, true) })
 }
 
 // offerKey tells region offers apart: the type, its GPUs and spot.

@@ -60,8 +60,7 @@ const (
 type compute struct {
 	cfg backends.Config
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu          sync.Mutex
 	compartment cached[string]
@@ -74,16 +73,7 @@ func newCompute(cfg backends.Config) (backends.Compute, error) {
 }
 
 func (c *compute) session() (*session, error) {
-	c.sessMu.Lock()
-	defer c.sessMu.Unlock()
-	if c.sess == nil {
-		s, err := newSession(c.cfg, true)
-		if err != nil {
-			return nil, err
-		}
-		c.sess = s
-	}
-	return c.sess, nil
+	return c.sess.Get(func() (*session, error) { return newSession(c.cfg, true) })
 }
 
 // sharedTags are the tags of resources that machines share (compartment, network).

@@ -36,8 +36,7 @@ type liveOffers struct {
 	cfg     backends.Config
 	catalog offers.Source
 
-	sessMu sync.Mutex
-	sess   *session
+	sess backends.Lazy[*session]
 
 	mu      sync.Mutex
 	regions cached[[]string]
@@ -54,16 +53,7 @@ func newOffers(cfg backends.Config, tables offers.Tables) offers.Source {
 }
 
 func (l *liveOffers) session() (*session, error) {
-	l.sessMu.Lock()
-	defer l.sessMu.Unlock()
-	if l.sess == nil {
-		s, err := newSession(l.cfg, true)
-		if err != nil {
-			return nil, err
-		}
-		l.sess = s
-	}
-	return l.sess, nil
+	return l.sess.Get(func() (*session, error) { return newSession(l.cfg, true) })
 }
 
 // workRegions are the backend's regions (see regionsFor), cached.
