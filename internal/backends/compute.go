@@ -38,6 +38,9 @@ type InstanceConfig struct {
 	// Volumes are the network volumes the job mounts, for container backends that mount them when
 	// the machine is created (RunPod); VM backends attach them later through a VolumeAttacher.
 	Volumes []MountedVolume
+	// PlacementGroup, when set, is the placement group of the machine's cluster fleet: the backend
+	// (a PlacementGroupCompute) creates the machine inside it (a Nebius instance in the GPU cluster).
+	PlacementGroup *PlacementGroupData
 }
 
 // MountedVolume is a volume and where the job sees it.

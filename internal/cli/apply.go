@@ -24,7 +24,7 @@ import (
 // configFile is a parsed .dstack.yml.
 type configFile struct {
 	Path string
-	Type string // fleet, task, dev-environment, service
+	Type string // fleet, volume, gateway, task, dev-environment, service
 	Conf map[string]any
 }
 
@@ -54,11 +54,11 @@ func loadConfigFile(path string) (*configFile, error) {
 	}
 	typ, _ := conf["type"].(string)
 	switch typ {
-	case "fleet", "task", "dev-environment", "service", "volume":
+	case "fleet", "task", "dev-environment", "service", "volume", "gateway":
 	case "":
-		return nil, fmt.Errorf("%s: `type` is missing (fleet, volume, task, dev-environment or service)", path)
+		return nil, fmt.Errorf("%s: `type` is missing (fleet, volume, gateway, task, dev-environment or service)", path)
 	default:
-		return nil, fmt.Errorf("%s: type %q is not supported by this CLI (fleet, volume, task, dev-environment or service)", path, typ)
+		return nil, fmt.Errorf("%s: type %q is not supported by this CLI (fleet, volume, gateway, task, dev-environment or service)", path, typ)
 	}
 	if r, ok := conf["resources"]; ok && r != nil {
 		// Send the full object form, as dstack's CLI does.
@@ -190,6 +190,8 @@ func newApplyCmd() *cobra.Command {
 				return applyFleet(cmd, c, p.Name, cf, yes, detach, force)
 			case "volume":
 				return applyVolume(cmd, c, p.Name, cf, yes, detach)
+			case "gateway":
+				return applyGateway(cmd, c, p.Name, cf, yes, detach)
 			}
 			return applyRun(cmd, c, p.Name, cf, name, yes, detach, force)
 		},
@@ -449,14 +451,14 @@ func newDeleteCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "delete -f FILE",
-		Short: "Delete the fleet or volume a configuration file describes",
+		Short: "Delete the fleet, volume or gateway a configuration file describes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cf, err := loadConfigFile(file)
 			if err != nil {
 				return err
 			}
-			if cf.Type != "fleet" && cf.Type != "volume" {
+			if cf.Type != "fleet" && cf.Type != "volume" && cf.Type != "gateway" {
 				return fmt.Errorf("%s is a %s configuration: stop runs with `dstack stop NAME`", cf.Path, cf.Type)
 			}
 			name, _ := cf.Conf["name"].(string)
@@ -467,8 +469,11 @@ func newDeleteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cf.Type == "volume" {
+			switch cf.Type {
+			case "volume":
 				return deleteVolume(cmd, c, p.Name, name, yes)
+			case "gateway":
+				return deleteGateway(cmd, c, p.Name, name, yes)
 			}
 			if _, err := c.GetFleet(cmd.Context(), p.Name, name); err != nil {
 				return err

@@ -45,6 +45,6 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(), newProjectCmd(), newBackendCmd(), newOfferCmd())
-	root.AddCommand(newApplyCmd(), newDeleteCmd(), newPsCmd(), newLogsCmd(), newStopCmd(), newFleetCmd(), newVolumeCmd(), newAttachCmd(), newMetricsCmd())
+	root.AddCommand(newApplyCmd(), newDeleteCmd(), newPsCmd(), newLogsCmd(), newStopCmd(), newFleetCmd(), newVolumeCmd(), newGatewayCmd(), newAttachCmd(), newMetricsCmd())
 	return root
 }

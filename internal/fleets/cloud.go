@@ -247,7 +247,14 @@ func (s *Service) watchCloud(ctx context.Context, l store.Lease, inst *models.In
 		if idle >= 0 && inst.IdleSince != nil {
 			left := idle - time.Since(*inst.IdleSince)
 			if left <= 0 {
-				return s.startCloudTermination(ctx, l, inst, models.InstanceIdleTimeout, "Idle timeout")
+				keep, err := s.keepsNode(ctx, inst)
+				if err != nil {
+					return 0, err
+				}
+				if !keep { // a cloud fleet keeps nodes.min instances
+					return s.startCloudTermination(ctx, l, inst, models.InstanceIdleTimeout, "Idle timeout")
+				}
+				left = idle
 			}
 			next, err := s.checkHealth(ctx, l, inst)
 			return min(next, left), err
@@ -266,6 +273,9 @@ func (s *Service) idleDuration(ctx context.Context, inst *models.Instance) (time
 		return 0, err
 	}
 	d := f.Spec.Configuration.IdleDuration
+	if d == nil && !f.Spec.Autocreated {
+		return DefaultFleetIdleDuration, nil
+	}
 	if d == nil {
 		return DefaultIdleDuration, nil
 	}

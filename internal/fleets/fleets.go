@@ -51,6 +51,8 @@ type Service struct {
 	// instance is terminated (default DefaultTerminationDeadline); an SSH-fleet host is only marked
 	// unreachable, for ever if need be, and goes back to use once it answers again.
 	TerminationDeadline time.Duration
+	// Nodes configure how the machines of cloud fleets (`nodes`) are made (see nodes.go).
+	Nodes NodeOptions
 	// CloudInitGrace is how long a reachable VM's cloud-init has to start dstack-shim before the
 	// server installs it over SSH itself, as on SSH fleet hosts (default DefaultCloudInitGrace). A
 	// machine whose cloud-init failed (no route to the shim's URL, an image without cloud-init)
@@ -127,19 +129,20 @@ func Target(inst *models.Instance) *sshpool.Target {
 	return t
 }
 
-// Agents finds the dstack-shim and dstack-runner binaries the server hands to hosts.
+// Agents finds the dstack-shim, dstack-runner and dstack-gateway binaries the server hands to hosts.
 //
 // A binary for linux/ARCH is DIR/NAME-linux-ARCH, or DIR/NAME when ARCH is the server's own
 // architecture. The directories searched are Dir (DSTACK_AGENTS_DIR) and the one holding the server's
-// executable, so a release that ships the three binaries side by side needs no setting.
+// executable, so a release that ships the four binaries side by side needs no setting.
 type Agents struct {
 	Dir string
 }
 
 // Agent names.
 const (
-	ShimBinary   = "dstack-shim"
-	RunnerBinary = "dstack-runner"
+	ShimBinary    = "dstack-shim"
+	RunnerBinary  = "dstack-runner"
+	GatewayBinary = "dstack-gateway"
 )
 
 // ErrNoAgent is a binary that is not available for the architecture.
@@ -147,7 +150,7 @@ var ErrNoAgent = errors.New("agent binary not found")
 
 // Path returns the binary of agent name (ShimBinary or RunnerBinary) for linux/arch.
 func (a Agents) Path(name, arch string) (string, error) {
-	if name != ShimBinary && name != RunnerBinary {
+	if name != ShimBinary && name != RunnerBinary && name != GatewayBinary {
 		return "", fmt.Errorf("%s: %w", name, ErrNoAgent)
 	}
 	var dirs []string
@@ -171,8 +174,9 @@ func (a Agents) Path(name, arch string) (string, error) {
 	return "", fmt.Errorf("%s for linux/%s (looked in %s; set DSTACK_AGENTS_DIR): %w", name, arch, strings.Join(dirs, ", "), ErrNoAgent)
 }
 
-// ProcessFleet finishes the deletion of a fleet: it asks its instances to terminate and, once they
-// have, marks the fleet terminated and deleted.
+// ProcessFleet keeps a cloud fleet's instances between nodes.min and nodes.max (nodes.go), and
+// finishes the deletion of a fleet: it asks its instances to terminate and, once they have, deletes
+// its placement groups and marks the fleet terminated and deleted.
 func (s *Service) ProcessFleet(ctx context.Context, l store.Lease) (time.Duration, error) {
 	f, err := s.Store.GetFleetByID(ctx, l.ID)
 	if err != nil {
@@ -190,7 +194,7 @@ func (s *Service) ProcessFleet(ctx context.Context, l store.Lease) (time.Duratio
 			}
 			return 0, err
 		}
-		return 0, nil
+		return s.maintainNodes(ctx, l, f)
 	}
 	insts, err := s.Store.ListInstances(ctx, store.InstanceFilter{FleetIDs: []string{f.ID}})
 	if err != nil {
@@ -203,6 +207,9 @@ func (s *Service) ProcessFleet(ctx context.Context, l store.Lease) (time.Duratio
 		}
 	}
 	if len(pending) == 0 {
+		if ok, err := s.releaseGroups(ctx, l, f); !ok {
+			return 30 * time.Second, err
+		}
 		if err := s.Store.SetFleetStatus(ctx, l, models.FleetTerminated, "", true); err != nil {
 			return 0, err
 		}

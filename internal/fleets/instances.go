@@ -36,6 +36,9 @@ func (s *Service) ProcessInstance(ctx context.Context, l store.Lease) (time.Dura
 	cloud := inst.Backend != models.BackendRemote
 	switch inst.Status {
 	case models.InstancePending, models.InstanceProvisioning:
+		if cloud && isNode(inst) {
+			return s.provisionNode(ctx, l, inst) // a cloud fleet's instance: its machine comes first
+		}
 		if cloud {
 			return s.provisionCloud(ctx, l, inst)
 		}

@@ -198,7 +198,8 @@ func (r *Reconciler) grace() time.Duration {
 }
 
 // known lists the provider ids of the machines of the instances not yet terminated on a backend
-// type, in every project: projects that share a provider account see each other's machines.
+// type, and of the gateways not yet deleted, in every project: projects that share a provider
+// account see each other's machines.
 func (r *Reconciler) known(ctx context.Context, backend string) (map[string]bool, error) {
 	insts, err := r.Store.ListInstances(ctx, store.InstanceFilter{Statuses: []string{models.InstancePending,
 		models.InstanceProvisioning, models.InstanceIdle, models.InstanceBusy, models.InstanceTerminating}})
@@ -209,6 +210,15 @@ func (r *Reconciler) known(ctx context.Context, backend string) (map[string]bool
 	for _, inst := range insts {
 		if inst.Backend == backend && inst.JPD != nil {
 			out[inst.JPD.InstanceID] = true
+		}
+	}
+	gws, err := r.Store.ListGateways(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gws {
+		if g.Configuration.Backend == backend && g.PD != nil {
+			out[g.PD.InstanceID] = true
 		}
 	}
 	return out, nil

@@ -202,7 +202,7 @@ func (s *Service) install(ctx context.Context, t sshpool.Target, setup *hostSetu
 		if err != nil {
 			return provisionErrorf("the server has no %s binary for linux/%s: %v", a.name, setup.arch, err)
 		}
-		sum, err := fileSHA256(local)
+		sum, err := FileSHA256(local)
 		if err != nil {
 			return err
 		}
@@ -339,7 +339,8 @@ func (s *Service) waitShim(ctx context.Context, t sshpool.Target, setup *hostSet
 	}
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex sha256 of a file, to tell whether a host already has an agent binary.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

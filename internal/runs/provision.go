@@ -2,7 +2,6 @@ package runs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -102,11 +101,6 @@ func (s *Service) maxOffersTried() int {
 	return DefaultMaxOffersTried
 }
 
-// describeOffer names an offer in status messages: "lambda us-east-1 gpu_1x_a10 $1.29/h".
-func describeOffer(o offers.Offer) string {
-	return fmt.Sprintf("%s %s %s $%g/h", o.Backend, o.Region, o.Instance.Name, o.Price)
-}
-
 // provision creates a machine for the job from its backends' offers (dstack-spec §5.6): the
 // available offers, cheapest first, are tried in turn (at most MaxOffersTried) until a backend
 // creates one, which is recorded as a provisioning instance of the run's fleet (made for the run
@@ -155,61 +149,42 @@ func (p *job) provision(ctx context.Context, master *models.Instance) (tried boo
 	if err != nil {
 		return false, "", err
 	}
-	var failures []string
-	for i, o := range list {
-		msg := fmt.Sprintf("trying offer %d of %d: %s", i+1, len(list), describeOffer(o))
-		if n := len(failures); n > 0 {
-			msg += " (the previous one failed: " + failures[n-1] + ")"
-		}
-		j.StatusMessage = msg
-		if err := p.save(ctx); err != nil {
-			return true, "", err
-		}
-		done, why, err := p.tryOffer(ctx, proj, fleetName, o, vols[i])
-		if err != nil || done {
-			return true, "", err
-		}
-		failures = append(failures, describeOffer(o)+": "+why)
-	}
-	j.StatusMessage = "no capacity"
-	p.terminating(models.JobNoCapacity, "All offers failed: "+strings.Join(failures, "; "))
-	return true, "", p.save(ctx)
-}
-
-// tryOffer asks the offer's backend for a machine and records it. done is false when the backend
-// refused (why says how); err is a failure of the server itself.
-func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName string, o offers.Offer, vols []*models.Volume) (done bool, why string, err error) {
-	j, run := p.j, p.run
-	compute, err := p.Compute(ctx, j.ProjectID, o.Backend)
-	if err != nil {
-		return false, err.Error(), nil
-	}
 	num, err := p.Store.NextInstanceNum(ctx, j.ProjectID, fleetName)
 	if err != nil {
 		return false, "", err
 	}
 	name := fmt.Sprintf("%s-%d", fleetName, num)
-	cfg := p.instanceConfig(proj, name, o)
-	if o.InstanceRuntime == offers.RuntimeRunner {
-		cfg.Volumes = mountedVolumes(p.vols, vols) // a container backend mounts them at creation
+	prepare := func(_ context.Context, i int, o offers.Offer, _ backends.Compute) (backends.InstanceConfig, string, error) {
+		cfg := p.instanceConfig(proj, name, o)
+		if o.InstanceRuntime == offers.RuntimeRunner {
+			cfg.Volumes = mountedVolumes(p.vols, vols[i]) // a container backend mounts them at creation
+		}
+		return cfg, "", nil
 	}
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	pd, err := compute.CreateInstance(cctx, o, cfg)
-	cancel()
+	progress := func(msg string) error {
+		j.StatusMessage = msg
+		return p.save(ctx)
+	}
+	launcher := fleets.Launcher{Compute: p.Compute, Refused: p.Capacity.Refused, Log: p.log().With("job", j.JobName)}
+	m, failures, err := launcher.Launch(ctx, j.ProjectID, list, prepare, progress)
 	if err != nil {
-		if ctx.Err() != nil {
-			return false, "", ctx.Err() // the lease is gone: a machine made meanwhile is an orphan
-		}
-		if backends.IsNoCapacity(err) {
-			p.Capacity.Refused(o)
-		}
-		p.log().Warn("offer failed", "job", j.JobName, "offer", describeOffer(o), "err", err)
-		return false, err.Error(), nil
+		return true, "", err
 	}
+	if m == nil {
+		j.StatusMessage = "no capacity"
+		p.terminating(models.JobNoCapacity, "All offers failed: "+strings.Join(failures, "; "))
+		return true, "", p.save(ctx)
+	}
+	return true, "", p.record(ctx, m, fleetName, name, num)
+}
+
+// record records the machine a backend created for the job as a provisioning instance of the
+// run's fleet, with the job on it; a machine that cannot be recorded is given back.
+func (p *job) record(ctx context.Context, m *fleets.Launched, fleetName, name string, num int) error {
+	j, run, o, pd := p.j, p.run, m.Offer, m.PD
 	// The machine exists from here on: record it even if the lease ends meanwhile, or give it back.
 	ctx = context.WithoutCancel(ctx)
-	it := instanceTypeOf(o.Instance)
+	it := fleets.InstanceTypeOf(o.Instance)
 	jpd := fleets.FromBackend(pd, it)
 	inst := &models.Instance{ProjectID: j.ProjectID, Name: name, InstanceNum: num, Status: models.InstanceProvisioning,
 		StatusMessage: "created: waiting for the machine to boot", Backend: o.Backend, Region: o.Region, Price: o.Price,
@@ -224,21 +199,18 @@ func (p *job) tryOffer(ctx context.Context, proj *models.Project, fleetName stri
 	if err := p.Store.RecordCloudInstance(ctx, p.lease, j, fleet, inst); err != nil {
 		p.log().Error("cannot record a created machine; terminating it", "job", j.JobName, "backend", o.Backend, "id", pd.InstanceID, "err", err)
 		tctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if terr := compute.TerminateInstance(tctx, pd.InstanceID, pd.Region, pd.BackendData); terr != nil {
+		if terr := m.Compute.TerminateInstance(tctx, pd.InstanceID, pd.Region, pd.BackendData); terr != nil {
 			p.log().Error("cannot terminate the unrecorded machine; the orphan reconciler will", "backend", o.Backend, "id", pd.InstanceID, "err", terr)
 		}
 		cancel()
-		if errors.Is(err, store.ErrLeaseLost) {
-			return true, "", err
-		}
-		return false, "", err
+		return err
 	}
 	p.inst = inst
-	p.log().Info("machine created", "job", j.JobName, "instance", name, "offer", describeOffer(o), "id", pd.InstanceID,
-		"took", time.Since(start).Round(time.Millisecond))
+	p.log().Info("machine created", "job", j.JobName, "instance", name, "offer", fleets.DescribeOffer(o), "id", pd.InstanceID,
+		"took", m.Took.Round(time.Millisecond))
 	p.wakeRow(ctx, store.TableRuns, j.RunID)
 	p.wake(store.TableInstances)
-	return true, "", nil
+	return nil
 }
 
 // instanceConfig is what the machine of an offer gets: the project's key (the server's way in) and
@@ -267,20 +239,4 @@ func (p *job) instanceConfig(proj *models.Project, name string, o offers.Offer) 
 		cfg.ShimEnv = map[string]string{bootstrap.EnvJobImage: p.j.Spec.ImageName}
 	}
 	return cfg
-}
-
-// instanceTypeOf converts an offer's instance type.
-func instanceTypeOf(it offers.InstanceType) models.InstanceType {
-	r := it.Resources
-	res := models.InstanceResources{CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Gpus: []models.Gpu{}, Spot: r.Spot,
-		Disk: models.Disk{SizeMiB: r.Disk.SizeMiB}, Description: r.Description}
-	if r.CPUArch != "" {
-		arch := r.CPUArch
-		res.CPUArch = &arch
-	}
-	for _, g := range r.GPUs {
-		vendor := g.Vendor
-		res.Gpus = append(res.Gpus, models.Gpu{Name: g.Name, MemoryMiB: g.MemoryMiB, Vendor: &vendor})
-	}
-	return models.InstanceType{Name: it.Name, Resources: res}
 }

@@ -101,6 +101,7 @@ func newCloudE2E(t *testing.T, typ string, hosted bool) (*e2e, *cloudSim, *testh
 	opts.OrphanInterval, opts.OrphanGrace = 300*time.Millisecond, time.Second
 	// The test hosts run no cloud-init: the server installs the shim over SSH after this grace.
 	opts.CloudInitGrace = time.Second
+	opts.GatewaySync = 300 * time.Millisecond
 	e.srv.ConfigureWork(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := e.srv.StartWork(ctx)

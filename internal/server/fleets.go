@@ -13,6 +13,7 @@ import (
 
 	"github.com/dstackgo/dstack/internal/fleets"
 	"github.com/dstackgo/dstack/internal/models"
+	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/store"
 )
 
@@ -174,6 +175,9 @@ type fleetPlanJSON struct {
 	TotalOffers     int              `json:"total_offers"`
 	MaxOfferPrice   *float64         `json:"max_offer_price"`
 	Action          string           `json:"action"`
+	// Notes and Explanation say why backends or offers were left out (as in job plans).
+	Notes       []offers.BackendNote `json:"notes,omitempty"`
+	Explanation string               `json:"explanation,omitempty"`
 }
 
 func (s *Server) getFleetPlan(r *request) (any, *apiError) {
@@ -187,6 +191,11 @@ func (s *Server) getFleetPlan(r *request) (any, *apiError) {
 	}
 	plan := fleetPlanJSON{ProjectName: r.project.Name, User: r.user.Username, Spec: spec, EffectiveSpec: spec.StripPrivateKeys(),
 		Offers: []any{}, Action: "create"}
+	if spec.Configuration.SSHConfig == nil {
+		if e := s.planNodeOffers(r, spec, &plan); e != nil {
+			return nil, e
+		}
+	}
 	if spec.Configuration.Name != nil {
 		f, err := s.store.GetFleet(r.Context(), r.project.ID, *spec.Configuration.Name)
 		switch {
@@ -244,16 +253,28 @@ func (s *Server) applyFleet(r *request) (any, *apiError) {
 		return nil, e
 	}
 	var f *models.Fleet
-	if existing != nil {
+	switch {
+	case existing != nil && spec.Configuration.SSHConfig == nil && existing.Spec.Configuration.SSHConfig == nil:
+		if e := s.updateCloudFleet(r, existing, spec, req.Plan.CurrentResource, req.Force); e != nil {
+			return nil, e
+		}
+		f = existing
+	case existing != nil:
 		if e := s.updateFleet(r, existing, spec, hosts, req.Plan.CurrentResource, req.Force); e != nil {
 			return nil, e
 		}
 		f = existing
-	} else {
+	default:
 		f = &models.Fleet{ProjectID: r.project.ID, Name: name, Status: models.FleetActive, Spec: spec.StripPrivateKeys()}
 		var insts []*models.Instance
 		for i, h := range hosts {
 			insts = append(insts, newSSHInstance(r.project.ID, "", name, i, h))
+		}
+		// A cloud fleet starts with nodes.min instances, whose machines the instances pipeline makes.
+		if nodes, ok, _ := fleets.ParseNodes(spec.Configuration.Nodes); ok && spec.Configuration.SSHConfig == nil {
+			for i := 0; i < nodes.Min; i++ {
+				insts = append(insts, fleets.NewNode(r.project.ID, "", name, i))
+			}
 		}
 		if err := s.store.CreateFleet(ctx, f, insts); err != nil {
 			if errors.Is(err, store.ErrExists) {
@@ -278,16 +299,8 @@ func (s *Server) applyFleet(r *request) (any, *apiError) {
 // terminated. Other changes cannot be applied to running hosts.
 func (s *Server) updateFleet(r *request, f *models.Fleet, spec models.FleetSpec, hosts []*models.RemoteConnectionInfo, current any, force bool) *apiError {
 	ctx := r.Context()
-	if !force {
-		cur, ok := current.(map[string]any)
-		if !ok || cur["id"] != f.ID {
-			return errResourceChanged
-		}
-		var curSpec models.FleetSpec
-		data, _ := json.Marshal(cur["spec"])
-		if json.Unmarshal(data, &curSpec) != nil || !sameFleetSpec(curSpec, f.Spec, true) {
-			return errResourceChanged
-		}
+	if e := checkCurrent(f, current, force); e != nil {
+		return e
 	}
 	if !sameFleetSpec(spec.StripPrivateKeys(), f.Spec, false) {
 		return badRequestf("Fleet %s cannot be updated in place: only ssh_config.hosts may change. Delete the fleet and apply it again.", f.Name)
@@ -340,6 +353,79 @@ func (s *Server) updateFleet(r *request, f *models.Fleet, spec models.FleetSpec,
 	})
 	if err != nil {
 		return s.internal(err)
+	}
+	return nil
+}
+
+// checkCurrent refuses an update whose plan was made against another state of the fleet, unless
+// forced.
+func checkCurrent(f *models.Fleet, current any, force bool) *apiError {
+	if force {
+		return nil
+	}
+	cur, ok := current.(map[string]any)
+	if !ok || cur["id"] != f.ID {
+		return errResourceChanged
+	}
+	var curSpec models.FleetSpec
+	data, _ := json.Marshal(cur["spec"])
+	if json.Unmarshal(data, &curSpec) != nil || !sameFleetSpec(curSpec, f.Spec, true) {
+		return errResourceChanged
+	}
+	return nil
+}
+
+// updateCloudFleet applies a changed `nodes` of a cloud fleet in place: the fleets pipeline then
+// adds instances up to the new min and terminates idle ones above the new max. Other changes
+// cannot be applied to running machines.
+func (s *Server) updateCloudFleet(r *request, f *models.Fleet, spec models.FleetSpec, current any, force bool) *apiError {
+	if e := checkCurrent(f, current, force); e != nil {
+		return e
+	}
+	withoutNodes := func(sp models.FleetSpec) models.FleetSpec {
+		sp.Configuration.Nodes = nil
+		return sp
+	}
+	if !sameFleetSpec(withoutNodes(spec), withoutNodes(f.Spec), true) {
+		return badRequestf("Fleet %s cannot be updated in place: only nodes may change. Delete the fleet and apply it again.", f.Name)
+	}
+	if err := s.store.UpdateFleetSpec(r.Context(), f.ID, spec.StripPrivateKeys()); err != nil {
+		return s.internal(err)
+	}
+	if err := s.store.WakeRow(r.Context(), store.TableFleets, f.ID); err != nil {
+		return s.internal(err)
+	}
+	s.work().wake(store.TableFleets)
+	return nil
+}
+
+// planNodeOffers fills a cloud fleet's plan with the offers its machines can be made from (for a
+// cluster fleet, only those that can go into a new placement group), at most 50.
+func (s *Server) planNodeOffers(r *request, spec models.FleetSpec, plan *fleetPlanJSON) *apiError {
+	q, err := fleets.NodeQuery(spec)
+	if err != nil {
+		return badRequestf("%v", err)
+	}
+	res, err := s.PlanOffers(r.Context(), r.project.ID, q, 0)
+	if err != nil {
+		return s.internal(err)
+	}
+	list, notes := fleets.NodeOffers(r.Context(), s.computeFor, r.project.ID, res.Offers, fleets.IsCluster(spec), nil)
+	plan.Notes, plan.TotalOffers = append(res.Notes, notes...), len(list)
+	for i, o := range list {
+		if i < 50 {
+			plan.Offers = append(plan.Offers, o)
+		}
+		if plan.MaxOfferPrice == nil || o.Price > *plan.MaxOfferPrice {
+			price := o.Price
+			plan.MaxOfferPrice = &price
+		}
+	}
+	if len(list) == 0 {
+		plan.Explanation = res.Explanation
+		if plan.Explanation == "" && len(notes) > 0 {
+			plan.Explanation = "no offer fits the fleet: see the notes"
+		}
 	}
 	return nil
 }
@@ -399,9 +485,15 @@ func (s *Server) checkFleetSpec(r *request, spec models.FleetSpec) *apiError {
 	if c.Type != "fleet" {
 		return badRequestf("configuration type must be fleet")
 	}
+	if p := c.Placement; p != nil && *p != "any" && *p != fleets.PlacementCluster {
+		return badRequestf("placement must be any or cluster, not %q", *p)
+	}
 	if c.SSHConfig == nil {
-		if min := nodesMin(c.Nodes); min > 0 {
-			return badRequestf("Provisioning cloud instances for fleets is not available in this server yet; use ssh_config, or nodes with min 0")
+		if _, _, err := fleets.ParseNodes(c.Nodes); err != nil {
+			return badRequestf("%v", err)
+		}
+		if _, err := fleets.NodeQuery(spec); err != nil {
+			return badRequestf("%v", err)
 		}
 		return nil
 	}
@@ -416,23 +508,6 @@ func (s *Server) checkFleetSpec(r *request, spec models.FleetSpec) *apiError {
 		return errAccessDenied
 	}
 	return nil
-}
-
-func nodesMin(v any) int {
-	switch n := v.(type) {
-	case float64:
-		return int(n)
-	case map[string]any:
-		if m, ok := n["min"].(float64); ok {
-			return int(m)
-		}
-	case string:
-		var lo int
-		if _, err := fmt.Sscanf(n, "%d", &lo); err == nil {
-			return lo
-		}
-	}
-	return 0
 }
 
 // fleetHosts resolves each host's connection (host-level values override ssh_config's).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dstackgo/dstack/internal/fleets"
+	"github.com/dstackgo/dstack/internal/gateways"
 	"github.com/dstackgo/dstack/internal/logstore"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/offers"
@@ -53,6 +54,9 @@ type WorkOptions struct {
 	// CloudInitGrace is how long cloud-init has to start dstack-shim on a reachable VM before the
 	// server installs it over SSH (default 3 min, DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS).
 	CloudInitGrace time.Duration
+	// GatewaySync is how often running gateways get their routes again (default 10s,
+	// DSTACK_SERVER_GATEWAY_SYNC_SECONDS).
+	GatewaySync time.Duration
 }
 
 // WorkOptionsFromEnv reads the options of `dstack server` from its environment: DSTACK_AGENTS_DIR,
@@ -61,7 +65,7 @@ type WorkOptions struct {
 // reconciler), DSTACK_SERVER_ORPHAN_GRACE_SECONDS, DSTACK_SERVER_METRICS_TTL_SECONDS and
 // DSTACK_SERVER_METRICS_INTERVAL_SECONDS (how often running jobs are sampled, 10),
 // DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS (20 min) and
-// DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS (3 min).
+// DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS (3 min) and DSTACK_SERVER_GATEWAY_SYNC_SECONDS (10).
 func WorkOptionsFromEnv(dir string) WorkOptions {
 	o := WorkOptions{Dir: dir, AgentsDir: os.Getenv("DSTACK_AGENTS_DIR"), DefaultImage: os.Getenv("DSTACK_SERVER_DEFAULT_IMAGE")}
 	seconds := func(name string) time.Duration {
@@ -83,20 +87,22 @@ func WorkOptionsFromEnv(dir string) WorkOptions {
 	o.UnreachableGrace = seconds("DSTACK_SERVER_INSTANCE_TERMINATION_DEADLINE_SECONDS")
 	o.MetricsInterval = seconds("DSTACK_SERVER_METRICS_INTERVAL_SECONDS")
 	o.CloudInitGrace = seconds("DSTACK_SERVER_CLOUD_INIT_GRACE_SECONDS")
+	o.GatewaySync = seconds("DSTACK_SERVER_GATEWAY_SYNC_SECONDS")
 	return o
 }
 
 // background is the server's background work: the pipelines and the services they run.
 type background struct {
-	opts    WorkOptions
-	agents  fleets.Agents
-	pool    *sshpool.Pool
-	fleets  *fleets.Service
-	runs    *runs.Service
-	logs    *logstore.Store
-	group   *pipeline.Group
-	orphans *fleets.Reconciler
-	volumes *volumes.Service
+	opts     WorkOptions
+	agents   fleets.Agents
+	pool     *sshpool.Pool
+	fleets   *fleets.Service
+	runs     *runs.Service
+	logs     *logstore.Store
+	group    *pipeline.Group
+	orphans  *fleets.Reconciler
+	volumes  *volumes.Service
+	gateways *gateways.Service
 }
 
 // work holds the background state; it is built on first use with the options set by ConfigureWork.
@@ -130,6 +136,10 @@ func (s *Server) work() *background {
 	b.fleets = &fleets.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Log: s.log, Wake: b.wake,
 		HealthInterval: o.HealthInterval, Compute: s.computeFor, TerminationDeadline: o.UnreachableGrace,
 		CloudInitGrace: o.CloudInitGrace}
+	// Cloud fleets (`nodes`, `placement: cluster`): their machines come from the same offers,
+	// capacity memory and failover as jobs' machines (fleets/nodes.go).
+	b.fleets.Nodes = fleets.NodeOptions{Offers: s.jobOffers, Refused: s.capacity.Refused, MaxOffersTried: o.MaxOffersTried,
+		ServerID: serverID, ShimURL: s.shimURL}
 	b.logs = &logstore.Store{Dir: o.Dir}
 	b.runs = &runs.Service{Store: s.store, Pool: b.pool, Logs: b.logs, Log: s.log, Wake: b.wake,
 		DefaultImage: o.DefaultImage, UnreachableGrace: o.UnreachableGrace, Offers: s.jobOffers, Compute: s.computeFor,
@@ -138,6 +148,8 @@ func (s *Server) work() *background {
 	b.orphans = &fleets.Reconciler{Store: s.store, Log: s.log, ServerID: serverID, Backends: s.cloudBackends,
 		Interval: o.OrphanInterval, Grace: o.OrphanGrace}
 	b.volumes = &volumes.Service{Store: s.store, Compute: s.computeFor, ServerID: serverID, Log: s.log}
+	b.gateways = &gateways.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Compute: s.computeFor, ServerID: serverID,
+		Log: s.log, Poll: o.Poll, SyncInterval: o.GatewaySync, ShimURL: s.shimURL}
 	pipe := func(table string, fn pipeline.Func) *pipeline.Pipeline {
 		return &pipeline.Pipeline{Table: table, Store: s.store, Process: fn, TTL: o.LeaseTTL, Poll: o.Poll, Log: s.log}
 	}
@@ -147,6 +159,7 @@ func (s *Server) work() *background {
 		pipe(store.TableJobs, b.runs.ProcessJob),
 		pipe(store.TableRuns, b.runs.ProcessRun),
 		pipe(store.TableVolumes, b.volumes.Process),
+		pipe(store.TableGateways, b.gateways.Process),
 	)
 	s.bg.bg = b
 	return b
@@ -267,8 +280,15 @@ func (s *Server) runJSON(r *request, run *models.Run, projectName string, withJo
 			out.Fleet = &runFleetJSON{ID: f.ID, Name: f.Name}
 		}
 	}
-	if run.Spec.Configuration.Service != nil {
-		out.Service = map[string]any{"url": "/proxy/services/" + projectName + "/" + run.Name + "/", "model": nil, "options": map[string]any{}}
+	if svc := run.Spec.Configuration.Service; svc != nil {
+		// Through the service's gateway once it has a domain, else through the server's own proxy.
+		url := "/proxy/services/" + projectName + "/" + run.Name + "/"
+		if g, err := gateways.ForService(ctx, s.store, run.ProjectID, svc); err == nil && g != nil {
+			if u := gateways.ServiceURL(g, run.Name, svc); u != "" {
+				url = u
+			}
+		}
+		out.Service = map[string]any{"url": url, "model": nil, "options": map[string]any{}}
 	}
 	jobs, err := s.store.ListJobs(ctx, run.ID)
 	if err != nil {
@@ -523,6 +543,13 @@ func (s *Server) applyRun(r *request) (any, *apiError) {
 		return nil, badRequestf("Cannot override active run. Stop the run first.")
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, s.internal(err)
+	}
+	if svc := spec.Configuration.Service; svc != nil {
+		if _, err := gateways.ForService(ctx, s.store, r.project.ID, svc); errors.Is(err, gateways.ErrNoGateway) {
+			return nil, badRequestf("%v", err)
+		} else if err != nil {
+			return nil, s.internal(err)
+		}
 	}
 	eff := runs.EffectiveSpec(spec, r.user.SSHPublicKey)
 	specs, err := runs.JobSpecs(name, eff, s.work().runs.Image())

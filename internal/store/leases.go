@@ -16,6 +16,7 @@ const (
 	TableRuns      = "runs"
 	TableJobs      = "jobs"
 	TableVolumes   = "volumes"
+	TableGateways  = "gateways"
 )
 
 // ErrLeaseLost is a guarded write by a replica whose lease on the row has expired and been taken.
@@ -32,7 +33,7 @@ type Lease struct {
 
 func checkTable(t string) {
 	switch t {
-	case TableFleets, TableInstances, TableRuns, TableJobs, TableVolumes:
+	case TableFleets, TableInstances, TableRuns, TableJobs, TableVolumes, TableGateways:
 	default:
 		panic("store: not a leased table: " + t)
 	}

@@ -241,12 +241,12 @@ func buildImage(cli *client.Client, name, dockerfile string, fill func(*tar.Writ
 	return tag, nil
 }
 
-// AgentsDir returns a directory with dstack-shim and dstack-runner built for this machine, as the
+// AgentsDir returns a directory with dstack-shim, dstack-runner and dstack-gateway built for this machine, as the
 // server's DSTACK_AGENTS_DIR.
 func AgentsDir(t T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"dstack-shim", "dstack-runner"} {
+	for _, name := range []string{"dstack-shim", "dstack-runner", "dstack-gateway"} {
 		if err := os.Symlink(BuildStatic(t, "./cmd/"+name), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,5 @@
-// Package aws is the Amazon Web Services backend, on the AWS SDK for Go v2 (EC2, STS, IAM and
-// Service Quotas clients):
+// Package aws is the Amazon Web Services backend, on the AWS SDK for Go v2 (EC2, STS, IAM, Service
+// Quotas, Elastic Load Balancing v2 and ACM clients):
 //
 //   - the credential check (check.go): sts:GetCallerIdentity in us-east-1, iam:GetInstanceProfile
 //     when iam_instance_profile is set, and the VPC and subnets of every configured region
@@ -8,17 +8,20 @@
 //   - machines (compute.go): RunInstances with dstack's AMI or os_images, the project's security
 //     group, cloud-init that starts dstack-shim, spot, tags; DescribeInstances; TerminateInstances;
 //     and ListInstances for the orphan reconciler (backends.InstanceLister);
-//   - offers (offers.go): the catalog enriched with Service Quotas and availability zones.
+//   - offers (offers.go): the catalog enriched with Service Quotas and availability zones;
+//   - gateways (gateway.go, backends.GatewayCompute): a small instance with the project's gateway
+//     security group, and with an ACM certificate an Application Load Balancer in front of it.
 //
 // The calls are those of the seed's permission list (plus sts:GetCallerIdentity, which needs
 // none). Credentials are `access_key` (access_key, secret_key) or `default` (the SDK's default
 // chain: environment, shared files, container and instance roles), which
 // DSTACK_DEFAULT_CREDS_DISABLED forbids.
 //
-// DSTACK_AWS_API_URL, when set, is the BaseEndpoint of every client (EC2 and Service Quotas of every
-// region, STS, IAM): one URL serving all four, as the cloud simulator does (the region still travels
-// in the request signature). It is meant for the simulator and for proxies that route by the
-// signature's service; unset, each client uses AWS's own endpoint for its service and region.
+// DSTACK_AWS_API_URL, when set, is the BaseEndpoint of every client (EC2, Service Quotas, ELBv2 and
+// ACM of every region, STS, IAM): one URL serving all six, as the cloud simulator does (the region
+// still travels in the request signature). It is meant for the simulator and for proxies that
+// route by the signature's service; unset, each client uses AWS's own endpoint for its service and
+// region.
 package aws
 
 import (

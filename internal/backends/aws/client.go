@@ -13,7 +13,9 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -37,6 +39,8 @@ type session struct {
 	mu  sync.Mutex
 	ec2 map[string]*ec2.Client
 	sq  map[string]*servicequotas.Client
+	elb map[string]*elb.Client
+	acm map[string]*acm.Client
 }
 
 // Retry bounds of the machine and offer calls: throttling (RequestLimitExceeded, Throttling,
@@ -49,7 +53,8 @@ const (
 // newSession builds the SDK configuration of a backend config. retries false makes every call a
 // single attempt (the credential check: one call, one verdict).
 func newSession(ctx context.Context, cfg backends.Config, retries bool) (*session, error) {
-	s := &session{endpoint: backends.APIURL(typ, ""), ec2: map[string]*ec2.Client{}, sq: map[string]*servicequotas.Client{}}
+	s := &session{endpoint: backends.APIURL(typ, ""), ec2: map[string]*ec2.Client{}, sq: map[string]*servicequotas.Client{},
+		elb: map[string]*elb.Client{}, acm: map[string]*acm.Client{}}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(mainRegion),
 		// The SDK's own client, so that AWS_CA_BUNDLE and the SDK's transport settings apply.
@@ -136,6 +141,30 @@ func (s *session) quotasClient(region string) *servicequotas.Client {
 	if c == nil {
 		c = servicequotas.NewFromConfig(s.cfg, func(o *servicequotas.Options) { o.Region, o.BaseEndpoint = region, s.endpointOf() })
 		s.sq[region] = c
+	}
+	return c
+}
+
+// elbClient is Elastic Load Balancing v2 (the ACM gateways' Application Load Balancers).
+func (s *session) elbClient(region string) *elb.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.elb[region]
+	if c == nil {
+		c = elb.NewFromConfig(s.cfg, func(o *elb.Options) { o.Region, o.BaseEndpoint = region, s.endpointOf() })
+		s.elb[region] = c
+	}
+	return c
+}
+
+// acmClient is AWS Certificate Manager (the certificates of ACM gateways).
+func (s *session) acmClient(region string) *acm.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.acm[region]
+	if c == nil {
+		c = acm.NewFromConfig(s.cfg, func(o *acm.Options) { o.Region, o.BaseEndpoint = region, s.endpointOf() })
+		s.acm[region] = c
 	}
 	return c
 }

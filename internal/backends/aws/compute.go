@@ -166,10 +166,47 @@ func (c *compute) imageFor(ctx context.Context, s *session, region string, gpu b
 // SecurityGroupName is the project's security group.
 func SecurityGroupName(project string) string { return "dstack-" + project }
 
-// securityGroup finds or creates the project's group in a VPC.
+// securityGroup finds or creates the project's group in a VPC: SSH from anywhere, all traffic
+// within the group.
 func (c *compute) securityGroup(ctx context.Context, s *session, region, vpcID string, cfg backends.InstanceConfig) (string, error) {
-	name := SecurityGroupName(cfg.ProjectName)
-	key := region + "/" + vpcID + "/" + name
+	return c.ensureGroup(ctx, s, region, vpcID, groupSpec{
+		name: SecurityGroupName(cfg.ProjectName),
+		desc: "dstack instances of project " + cfg.ProjectName,
+		tags: groupTags(cfg.ProjectName, cfg.Tags),
+		ingress: func(id string) []types.IpPermission {
+			return []types.IpPermission{tcpFromAnywhere(22),
+				{IpProtocol: aws.String("-1"), UserIdGroupPairs: []types.UserIdGroupPair{{GroupId: aws.String(id)}}}}
+		},
+	})
+}
+
+// groupSpec is a security group dstack keeps per project and VPC, and the ingress rules it gets
+// when created (given its id).
+type groupSpec struct {
+	name, desc string
+	tags       map[string]string
+	ingress    func(id string) []types.IpPermission
+}
+
+// groupTags are the tags of a project's group: shared by the project's machines, it carries only
+// the project and the server.
+func groupTags(project string, tags map[string]string) map[string]string {
+	out := map[string]string{"dstack_project": project}
+	if v := tags["dstack_server"]; v != "" {
+		out["dstack_server"] = v
+	}
+	return out
+}
+
+func tcpFromAnywhere(port int32) types.IpPermission {
+	return types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(port), ToPort: aws.Int32(port),
+		IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}
+}
+
+// ensureGroup finds or creates a group in a VPC (DescribeSecurityGroups, then CreateSecurityGroup
+// and AuthorizeSecurityGroupIngress), cached by region, VPC and name.
+func (c *compute) ensureGroup(ctx context.Context, s *session, region, vpcID string, g groupSpec) (string, error) {
+	key := region + "/" + vpcID + "/" + g.name
 	c.mu.Lock()
 	id := c.groups[key]
 	c.mu.Unlock()
@@ -178,33 +215,25 @@ func (c *compute) securityGroup(ctx context.Context, s *session, region, vpcID s
 	}
 	client := s.ec2Client(region)
 	out, err := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
-		{Name: aws.String("group-name"), Values: []string{name}}, {Name: aws.String("vpc-id"), Values: []string{vpcID}}}})
+		{Name: aws.String("group-name"), Values: []string{g.name}}, {Name: aws.String("vpc-id"), Values: []string{vpcID}}}})
 	if err != nil {
 		return "", s.mapError(region, err)
 	}
 	if len(out.SecurityGroups) > 0 {
 		id = aws.ToString(out.SecurityGroups[0].GroupId)
 	} else {
-		tags := map[string]string{"dstack_project": cfg.ProjectName}
-		if v := cfg.Tags["dstack_server"]; v != "" {
-			tags["dstack_server"] = v
-		}
-		created, err := client.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(name),
-			Description: aws.String("dstack instances of project " + cfg.ProjectName), VpcId: aws.String(vpcID),
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSecurityGroup, Tags: ec2Tags(tags)}}})
+		created, err := client.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(g.name),
+			Description: aws.String(g.desc), VpcId: aws.String(vpcID),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSecurityGroup, Tags: ec2Tags(g.tags)}}})
 		if errorCode(err) == "InvalidGroup.Duplicate" {
-			return c.securityGroup(ctx, s, region, vpcID, cfg) // created meanwhile by a concurrent launch
+			return c.ensureGroup(ctx, s, region, vpcID, g) // created meanwhile by a concurrent launch
 		}
 		if err != nil {
 			return "", s.mapError(region, err)
 		}
 		id = aws.ToString(created.GroupId)
 		_, err = client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(id),
-			IpPermissions: []types.IpPermission{
-				{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
-					IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
-				{IpProtocol: aws.String("-1"), UserIdGroupPairs: []types.UserIdGroupPair{{GroupId: aws.String(id)}}},
-			}})
+			IpPermissions: g.ingress(id)})
 		if err != nil && errorCode(err) != "InvalidPermission.Duplicate" {
 			return "", s.mapError(region, err)
 		}

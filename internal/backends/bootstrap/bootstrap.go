@@ -136,14 +136,7 @@ func ShimScript(cfg backends.InstanceConfig, user string) string {
 // and runs ShimScript.
 func CloudConfig(cfg backends.InstanceConfig, user string) string {
 	var b strings.Builder
-	b.WriteString("#cloud-config\n")
-	if len(cfg.SSHPublicKeys) > 0 {
-		b.WriteString("ssh_authorized_keys:\n")
-		for _, k := range cfg.SSHPublicKeys {
-			q, _ := json.Marshal(strings.TrimSpace(k))
-			fmt.Fprintf(&b, "  - %s\n", q)
-		}
-	}
+	b.WriteString(KeysCloudConfig(cfg.SSHPublicKeys))
 	script, _ := json.Marshal(ShimScript(cfg, user))
 	fmt.Fprintf(&b, "runcmd:\n  - [sh, -c, %s]\n", script)
 	return b.String()
@@ -183,3 +176,18 @@ func RunnerCommand(cfg backends.InstanceConfig) string {
 
 // SortedKeys returns a map's keys in order.
 func SortedKeys(m map[string]string) []string { return sortedKeys(m) }
+
+// KeysCloudConfig is #cloud-config user data that only authorizes keys for the image's default
+// user: what a gateway machine starts with (the server installs the rest over SSH).
+func KeysCloudConfig(keys []string) string {
+	var b strings.Builder
+	b.WriteString("#cloud-config\n")
+	if len(keys) > 0 {
+		b.WriteString("ssh_authorized_keys:\n")
+		for _, k := range keys {
+			q, _ := json.Marshal(strings.TrimSpace(k))
+			fmt.Fprintf(&b, "  - %s\n", q)
+		}
+	}
+	return b.String()
+}

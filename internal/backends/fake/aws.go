@@ -31,6 +31,8 @@ import (
 //     <ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>.
 //   - Service Quotas (JSON 1.1, X-Amz-Target: ServiceQuotasV20190624.<Action>): ListServiceQuotas,
 //     GetServiceQuota; errors {"__type", "message"} with X-Amzn-ErrorType.
+//   - Elastic Load Balancing v2 (Query API, Version=2015-12-01) and ACM (JSON 1.1, X-Amz-Target:
+//     CertificateManager.<Action>), for gateways with ACM certificates: see aws_gateway.go.
 //
 // Authentication is Signature Version 4: the Authorization header must be present and well formed
 // (MissingAuthenticationToken, IncompleteSignature), the access key known (EC2 AuthFailure,
@@ -350,15 +352,18 @@ func (q *awsReq) bad(code, msg string) string {
 
 func (q *awsReq) ok(body string) { awsXML(q.w, q.svc, q.action, body, q.reqID) }
 
-// awsService tells which API a request calls without reading its body: Service Quotas by its
-// X-Amz-Target, the Query APIs by the service of the signature's scope (EC2 when unsigned).
+// awsService tells which API a request calls without reading its body: Service Quotas and ACM by
+// their X-Amz-Target, the Query APIs by the service of the signature's scope (EC2 when unsigned).
 func awsService(r *http.Request) string {
-	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqTarget) {
+	switch target := r.Header.Get("X-Amz-Target"); {
+	case strings.HasPrefix(target, sqTarget):
 		return "servicequotas"
+	case strings.HasPrefix(target, acmTarget):
+		return "acm"
 	}
 	if a, why := parseSigV4(r.Header.Get("Authorization")); why == "" {
 		switch a.service {
-		case "sts", "iam", "servicequotas":
+		case "sts", "iam", "servicequotas", "elasticloadbalancing", "acm":
 			return a.service
 		}
 	}
@@ -375,6 +380,8 @@ func awsFailure(w http.ResponseWriter, r *http.Request, kind string) {
 			awsErr(w, svc, http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.", reqID)
 		case "servicequotas":
 			awsErr(w, svc, http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded", reqID)
+		case "acm":
+			awsErr(w, svc, http.StatusBadRequest, "ThrottlingException", "Rate exceeded", reqID)
 		default:
 			awsErr(w, svc, http.StatusBadRequest, "Throttling", "Rate exceeded", reqID)
 		}
@@ -459,11 +466,13 @@ func awsServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 		return "body: " + err.Error()
 	}
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
-		q.svc = "servicequotas"
-		q.action, _ = strings.CutPrefix(target, sqTarget)
-		if !strings.HasPrefix(target, sqTarget) {
+		q.svc = awsService(r)
+		prefix := map[string]string{"servicequotas": sqTarget, "acm": acmTarget}[q.svc]
+		q.action, _ = strings.CutPrefix(target, prefix)
+		if prefix == "" {
+			q.svc = "servicequotas"
 			q.fail(http.StatusBadRequest, "UnknownOperationException", "")
-			return "X-Amz-Target " + target + " is not a Service Quotas operation"
+			return "X-Amz-Target " + target + " is not a Service Quotas or ACM operation"
 		}
 		if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
 			q.fail(http.StatusBadRequest, "SerializationException", "")
@@ -471,6 +480,9 @@ func awsServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 		}
 		if why, ok := awsAuth(q, body); !ok {
 			return why
+		}
+		if q.svc == "acm" {
+			return serveACM(q, body)
 		}
 		return serveQuotas(q, body)
 	}
@@ -494,10 +506,12 @@ func awsServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 		q.svc = "sts"
 	case iamVersion:
 		q.svc = "iam"
+	case elbVersion:
+		q.svc = "elasticloadbalancing"
 	default:
 		q.svc = awsService(r)
 		q.fail(http.StatusBadRequest, "NoSuchVersion", fmt.Sprintf("An invalid or out-of-range value '%s' was supplied for the Version parameter.", version))
-		return "Version " + version + " is not one of EC2's, STS's or IAM's"
+		return "Version " + version + " is not one of EC2's, STS's, IAM's or ELBv2's"
 	}
 	if q.action == "" {
 		q.fail(http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action.")
@@ -521,6 +535,8 @@ func awsServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 			return q.bad("InvalidAction", fmt.Sprintf("Could not find operation %s for version %s", q.action, iamVersion))
 		}
 		return iamGetInstanceProfile(q)
+	case "elasticloadbalancing":
+		return serveELB(q)
 	}
 	h, ok := ec2Actions[q.action]
 	if !ok {
@@ -540,28 +556,30 @@ func awsServe(s *Sim, w http.ResponseWriter, r *http.Request) string {
 func awsAuth(q *awsReq, body []byte) (string, bool) {
 	h := q.r.Header.Get("Authorization")
 	invalidKey := map[string][2]string{
-		"ec2":           {"AuthFailure", "AWS was not able to validate the provided access credentials"},
-		"sts":           {"InvalidClientTokenId", "The security token included in the request is invalid."},
-		"iam":           {"InvalidClientTokenId", "The security token included in the request is invalid."},
-		"servicequotas": {"UnrecognizedClientException", "The security token included in the request is invalid."},
+		"ec2":                  {"AuthFailure", "AWS was not able to validate the provided access credentials"},
+		"sts":                  {"InvalidClientTokenId", "The security token included in the request is invalid."},
+		"iam":                  {"InvalidClientTokenId", "The security token included in the request is invalid."},
+		"servicequotas":        {"UnrecognizedClientException", "The security token included in the request is invalid."},
+		"elasticloadbalancing": {"InvalidClientTokenId", "The security token included in the request is invalid."},
+		"acm":                  {"UnrecognizedClientException", "The security token included in the request is invalid."},
 	}[q.svc]
-	keyStatus := map[string]int{"ec2": http.StatusUnauthorized, "servicequotas": http.StatusBadRequest}[q.svc]
+	keyStatus := map[string]int{"ec2": http.StatusUnauthorized, "servicequotas": http.StatusBadRequest, "acm": http.StatusBadRequest}[q.svc]
 	if keyStatus == 0 {
 		keyStatus = http.StatusForbidden
 	}
 	if h == "" {
-		code := map[bool]string{true: "MissingAuthenticationTokenException", false: "MissingAuthenticationToken"}[q.svc == "servicequotas"]
+		code := map[bool]string{true: "MissingAuthenticationTokenException", false: "MissingAuthenticationToken"}[awsJSONService(q.svc)]
 		q.fail(map[bool]int{true: http.StatusUnauthorized, false: http.StatusForbidden}[q.svc == "ec2"], code, "Request is missing Authentication Token")
 		return "no SigV4 Authorization header", false
 	}
 	a, why := parseSigV4(h)
 	if why != "" {
-		q.fail(http.StatusBadRequest, map[bool]string{true: "IncompleteSignatureException", false: "IncompleteSignature"}[q.svc == "servicequotas"], why)
+		q.fail(http.StatusBadRequest, map[bool]string{true: "IncompleteSignatureException", false: "IncompleteSignature"}[awsJSONService(q.svc)], why)
 		return why, false
 	}
 	if a.service != q.svc {
 		msg := fmt.Sprintf("Credential should be scoped to correct service: '%s'.", q.svc)
-		q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[q.svc == "servicequotas"], msg)
+		q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[awsJSONService(q.svc)], msg)
 		return fmt.Sprintf("signed for service %s, sent to %s", a.service, q.svc), false
 	}
 	q.region = a.region
@@ -585,7 +603,7 @@ func awsAuth(q *awsReq, body []byte) (string, bool) {
 			q.fail(http.StatusUnauthorized, "AuthFailure", "AWS was not able to validate the provided access credentials")
 		default:
 			msg := "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
-			q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[q.svc == "servicequotas"], msg)
+			q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[awsJSONService(q.svc)], msg)
 		}
 		return "", false
 	}
@@ -593,11 +611,11 @@ func awsAuth(q *awsReq, body []byte) (string, bool) {
 		if q.svc == "ec2" {
 			q.fail(http.StatusBadRequest, "RequestExpired", "Request has expired.")
 		} else {
-			q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[q.svc == "servicequotas"], "Signature expired or X-Amz-Date missing.")
+			q.fail(http.StatusForbidden, map[bool]string{true: "InvalidSignatureException", false: "SignatureDoesNotMatch"}[awsJSONService(q.svc)], "Signature expired or X-Amz-Date missing.")
 		}
 		return "X-Amz-Date missing or more than 15 minutes off", false
 	}
-	if (q.svc == "ec2" || q.svc == "servicequotas") && !awsKnownRegion(a.region) {
+	if q.svc != "sts" && q.svc != "iam" && !awsKnownRegion(a.region) {
 		// A region the account has not enabled answers as if the key were unknown there.
 		q.fail(keyStatus, invalidKey[0], invalidKey[1])
 		return "", false

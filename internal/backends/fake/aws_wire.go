@@ -288,14 +288,25 @@ const (
 	ec2Version = "2016-11-15"
 	stsVersion = "2011-06-15"
 	iamVersion = "2010-05-08"
+	elbVersion = "2015-12-01"
 	ec2NS      = "http://ec2.amazonaws.com/doc/2016-11-15/"
 	stsNS      = "https://sts.amazonaws.com/doc/2011-06-15/"
 	iamNS      = "https://iam.amazonaws.com/doc/2010-05-08/"
+	elbNS      = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 	sqTarget   = "ServiceQuotasV20190624."
+	acmTarget  = "CertificateManager."
 )
 
+// awsQueryNS is the XML namespace of a Query API other than EC2's.
+func awsQueryNS(svc string) string {
+	return map[string]string{"sts": stsNS, "iam": iamNS, "elasticloadbalancing": elbNS}[svc]
+}
+
+// awsJSONService reports whether a service speaks JSON 1.1 (X-Amz-Target) rather than the Query API.
+func awsJSONService(svc string) bool { return svc == "servicequotas" || svc == "acm" }
+
 // awsXML answers a Query API call: <Action>Response xmlns=...> around body (EC2 puts requestId
-// first; STS and IAM wrap the body in <Action>Result and end with ResponseMetadata).
+// first; STS, IAM and ELBv2 wrap the body in <Action>Result and end with ResponseMetadata).
 func awsXML(w http.ResponseWriter, svc, action, body, requestID string) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
@@ -303,10 +314,7 @@ func awsXML(w http.ResponseWriter, svc, action, body, requestID string) {
 	case "ec2":
 		fmt.Fprintf(&b, `<%sResponse xmlns="%s"><requestId>%s</requestId>%s</%sResponse>`, action, ec2NS, requestID, body, action)
 	default:
-		ns := stsNS
-		if svc == "iam" {
-			ns = iamNS
-		}
+		ns := awsQueryNS(svc)
 		fmt.Fprintf(&b, `<%sResponse xmlns="%s"><%sResult>%s</%sResult><ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>`,
 			action, ns, action, body, action, requestID, action)
 	}
@@ -316,23 +324,20 @@ func awsXML(w http.ResponseWriter, svc, action, body, requestID string) {
 	_, _ = io.WriteString(w, b.String())
 }
 
-// awsErr answers an error in the envelope of svc: EC2's <Response><Errors><Error>, STS's and IAM's
-// <ErrorResponse><Error><Type>, Service Quotas' JSON {"__type", "message"}.
+// awsErr answers an error in the envelope of svc: EC2's <Response><Errors><Error>, STS's, IAM's and
+// ELBv2's <ErrorResponse><Error><Type>, Service Quotas' and ACM's JSON {"__type", "message"}.
 func awsErr(w http.ResponseWriter, svc string, status int, code, msg, requestID string) {
 	w.Header().Set("X-Amzn-RequestId", requestID)
 	var esc strings.Builder
 	_ = xml.EscapeText(&esc, []byte(msg))
 	switch svc {
-	case "servicequotas":
+	case "servicequotas", "acm":
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.Header().Set("X-Amzn-ErrorType", code)
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
-	case "sts", "iam":
-		ns, kind := stsNS, "Sender"
-		if svc == "iam" {
-			ns = iamNS
-		}
+	case "sts", "iam", "elasticloadbalancing":
+		ns, kind := awsQueryNS(svc), "Sender"
 		if status >= 500 {
 			kind = "Receiver"
 		}

@@ -52,7 +52,7 @@ import (
 // group existing-rg (eastus); and the managed identity dstack-identities/dstack-vm-identity.
 // dstack's images are the community gallery images
 // /CommunityGalleries/dstack-ebac134d-04b9-4c2b-8b6c-ad3e73904aa7/Images/dstack-0.7 and
-// dstack-cuda-0.7 (Versions/latest).
+// dstack-cuda-0.7 (Versions/latest); gateways' sizes and Ubuntu images are in azure_gateway.go.
 //
 // VMs are machines named by the VM name: provisioningState Creating (PowerState/starting) while
 // they boot, then Succeeded and running, with the public IP's ipAddress and the NIC's
@@ -137,7 +137,7 @@ func azSizeByName(name string) *azSize {
 			return &azSizes[i]
 		}
 	}
-	return nil
+	return azGatewaySize(name)
 }
 
 func (z azSize) offeredIn(loc string) bool { return contains(z.locations, loc) }
@@ -1108,11 +1108,9 @@ func (q *armReq) putVM(rg, name, id string, b *armBody, res, existing *azRes) st
 		q.fail(http.StatusConflict, "SkuNotAvailable", fmt.Sprintf("The requested VM size for resource 'Following SKUs have failed for Capacity Restrictions: %s' is currently not available in location '%s'. Please try another size or deploy to a different location or zones. See https://aka.ms/azureskunotavailable for details.", size.name, b.Location))
 		return ""
 	}
-	img := jsonStr(p, "storageProfile", "imageReference", "communityGalleryImageId")
-	im := azCommunityImage.FindStringSubmatch(img)
-	if im == nil {
-		q.fail(http.StatusNotFound, "GalleryImageNotFound", "The gallery image "+img+" is not available in "+b.Location+" region. Please contact image owner to replicate to this region, or change your requested region.")
-		return "image " + img + " is not one of dstack's community gallery images"
+	image, miss := q.vmImage(jsonObj(p, "storageProfile", "imageReference"), b.Location)
+	if image == "" {
+		return miss
 	}
 	osDisk := jsonObj(p, "storageProfile", "osDisk")
 	diskGB, _ := jsonNum(osDisk, "diskSizeGB")
@@ -1216,13 +1214,15 @@ func (q *armReq) putVM(rg, name, id string, b *armBody, res, existing *azRes) st
 			tags = append(tags, k+"="+b.Tags[k])
 		}
 		m := &Machine{ID: id, Name: name, Type: size.name, Region: b.Location, Spot: spot, Price: azPrice(*size, b.Location, spot),
-			GPUs: size.gpus, Image: im[1], UserData: userData, SSHKeys: keys, Tags: tags,
+			GPUs: size.gpus, Image: image, UserData: userData, SSHKeys: keys, Tags: tags,
 			Extra: map[string]any{"resource_group": rg, "nic": nic.ID, "admin_username": user, "os_disk_gb": diskGB}}
 		if b.Identity != nil {
 			m.Extra["identity"] = b.Identity
 		}
 		if ck := cloudConfigKeys(userData); len(ck) > 0 {
 			m.Extra["public_key"] = ck[0]
+		} else {
+			m.Extra["public_key"] = keys[0] // without cloud-init keys, the osProfile's are the machine's
 		}
 		q.s.launch(m)
 		res.Machine = m.ID

@@ -17,7 +17,8 @@ type catalogRow struct {
 	gpuName           string
 	gpuMem            float64
 	spot              bool
-	disk              int // GB; 0 = configurable
+	disk              int    // GB; 0 = configurable
+	vendor            string // gpu_vendor; "" = nvidia
 }
 
 // CatalogCSV is a gpuhunt v2 catalog (CSV) of what a simulation sells, for the backends whose
@@ -36,6 +37,9 @@ func CatalogCSV(typ string) string {
 		gpuName, gpuMem, vendor, disk := "", "", "", ""
 		if r.gpus > 0 {
 			gpuName, gpuMem, vendor = r.gpuName, fmt.Sprint(r.gpuMem), "nvidia"
+			if r.vendor != "" {
+				vendor = r.vendor
+			}
 		}
 		if r.disk > 0 {
 			disk = fmt.Sprint(r.disk)

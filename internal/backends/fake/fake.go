@@ -232,6 +232,9 @@ type route struct {
 	// puts it back.
 	launchIf func(r *http.Request) bool
 	serve    func(s *Sim, w http.ResponseWriter, r *http.Request) string
+	// capacity, when set, answers this launch's capacity refusals in place of the provider's
+	// capacity, for providers with two launch APIs (GCP's Compute Engine and Cloud TPU).
+	capacity func(w http.ResponseWriter, r *http.Request)
 }
 
 var providers = map[string]*provider{}
@@ -483,7 +486,7 @@ func (s *Sim) wrap(rt route) http.HandlerFunc {
 		if kind := s.drawFault(launch); kind != "" {
 			switch kind {
 			case FaultCapacity:
-				s.p.capacity(w)
+				s.refuse(rt, w, r)
 			case FaultThrottle, Fault5xx:
 				s.fail(w, r, kind)
 			case FaultTimeout:
@@ -501,7 +504,7 @@ func (s *Sim) wrap(rt route) http.HandlerFunc {
 			full := s.noCapacity
 			s.mu.Unlock()
 			if full {
-				s.p.capacity(w)
+				s.refuse(rt, w, r)
 				return
 			}
 		}
@@ -513,6 +516,15 @@ func (s *Sim) wrap(rt route) http.HandlerFunc {
 			s.miss("%s %s: %s", r.Method, r.URL.Path, why)
 		}
 	}
+}
+
+// refuse answers a launch as having no capacity: the route's own answer, else the provider's.
+func (s *Sim) refuse(rt route, w http.ResponseWriter, r *http.Request) {
+	if rt.capacity != nil {
+		rt.capacity(w, r)
+		return
+	}
+	s.p.capacity(w)
 }
 
 // fail answers a failure of a kind (Fault5xx, FaultThrottle, FaultTimeout) as the provider does.

@@ -18,9 +18,10 @@ import (
 //   - regions.list, regions.get (zones and quotas with their usage), zones.list;
 //   - instances.insert, get, delete, attachDisk, detachDisk, aggregatedList (filter
 //     labels.<key>:* only);
-//   - disks.insert, get, delete; firewalls.get, insert;
+//   - disks.insert, get, delete; firewalls.get, list, insert;
 //   - networks.get, subnetworks.list (aggregated per region), routers.list (Cloud NAT);
-//   - zoneOperations.get, wait and globalOperations.get, wait.
+//   - zoneOperations.get, wait and globalOperations.get, wait;
+//   - the Cloud TPU API v2 beside it, at /v2/projects/{project}/locations/... (gcp_tpu.go).
 //
 // Every call needs a Bearer access token that the token endpoint issued (401 authError otherwise).
 // Mutations answer an Operation, RUNNING; get and wait answer it DONE, with its error when the
@@ -37,7 +38,8 @@ import (
 // gcp-project-id's only in some (see there), with a router without NAT in us-east1. Regions are the
 // 35 of dstack's default list, with zones a, b and c (us-central1 a, b, c and f; us-east1 and
 // europe-west1 b, c and d). Machine types are gcpTypes, sold in the zones listed there;
-// a2-highgpu-1g has capacity only in us-central1-c (ZONE_RESOURCE_POOL_EXHAUSTED elsewhere). GPU
+// a2-highgpu-1g has capacity only in us-central1-c (ZONE_RESOURCE_POOL_EXHAUSTED elsewhere); the
+// shared-core types of gateways are gcpSmallTypes (gcp_gateway.go). GPU
 // quotas (NVIDIA_*_GPUS, PREEMPTIBLE_NVIDIA_*_GPUS) are gcpQuotas, their usage the GPUs of the
 // instances alive in the region; a launch beyond them is refused with quotaExceeded. Boot images
 // are the public ubuntu-os-cloud families. An instance takes up to gcpMaxNICs network interfaces,
@@ -206,7 +208,7 @@ func gcpTypeFor(name, accel string, count int64, zone string) *gcpType {
 		}
 		return t
 	}
-	return nil
+	return gcpSmallType(name, accel, zone)
 }
 
 func gcpCatalog() []catalogRow {
@@ -221,7 +223,7 @@ func gcpCatalog() []catalogRow {
 			}
 		}
 	}
-	return rows
+	return append(rows, gcpTPUCatalog()...)
 }
 
 // gcpQuotaMetric is the region quota that GPUs count against.
@@ -392,6 +394,7 @@ func init() {
 			gcpRoute("POST "+p+"zones/{zone}/disks", false, gcpInsertDisk),
 			gcpRoute("GET "+p+"zones/{zone}/disks/{name}", false, gcpGetDisk),
 			gcpRoute("DELETE "+p+"zones/{zone}/disks/{name}", false, gcpDeleteDisk),
+			gcpRoute("GET "+p+"global/firewalls", false, gcpListFirewalls),
 			gcpRoute("GET "+p+"global/firewalls/{name}", false, gcpGetFirewall),
 			gcpRoute("POST "+p+"global/firewalls", false, gcpInsertFirewall),
 			gcpRoute("GET "+p+"zones/{zone}/operations/{op}", false, gcpGetOperation),
@@ -400,6 +403,8 @@ func init() {
 			gcpRoute("POST "+p+"global/operations/{op}/wait", false, gcpGetOperation),
 		},
 	})
+	// The Cloud TPU API v2 (gcp_tpu.go), served beside Compute Engine.
+	providers["gcp"].routes = append(providers["gcp"].routes, gcpTPURoutes()...)
 }
 
 // --- regions and zones ---
@@ -899,7 +904,7 @@ func gcpInsertInstance(q *gcpReq) string {
 		return ""
 	}
 	target := gcpSelfBase + "projects/" + q.project + "/zones/" + zone + "/instances/" + in.Name
-	if it.capacity != "" && it.capacity != zone {
+	if it.capacity != "" && it.capacity != zone || contains(gcpExhausted[mtName], zone) {
 		q.operation(zone, "insert", target, "", "ZONE_RESOURCE_POOL_EXHAUSTED",
 			fmt.Sprintf("The zone 'projects/%s/zones/%s' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.", q.project, zone), 503)
 		return ""
@@ -1340,9 +1345,7 @@ func gcpGetFirewall(q *gcpReq) string {
 		q.notFound("projects/" + q.project + "/global/firewalls/" + name)
 		return ""
 	}
-	q.ok(map[string]any{"kind": "compute#firewall", "id": f.NumID, "name": f.Name, "network": f.Network, "direction": f.Direction,
-		"priority": 1000, "allowed": f.Allowed, "sourceRanges": f.SourceRanges, "targetTags": f.TargetTags,
-		"creationTimestamp": f.Created.Format("2006-01-02T15:04:05.000-07:00"), "selfLink": gcpSelfBase + "projects/" + q.project + "/global/firewalls/" + f.Name})
+	q.ok(q.firewallJSON(f))
 	return ""
 }
 

@@ -26,19 +26,24 @@ import (
 //     instance still uses is FailedPrecondition; of an unknown disk NotFound.
 //   - nebius.compute.v1.InstanceService/Create: platform and preset, an existing boot disk
 //     attached read-write, one network interface on a subnet of the project with a public
-//     address, and cloud_init_user_data required (InvalidArgument and a miss otherwise); a
-//     platform set by NebiusNoCapacity is ResourceExhausted "not enough resources". The instance
-//     is STARTING for its first Get, then RUNNING with addresses 10.0.0.N/32 and 203.0.113.N/32.
+//     address, and cloud_init_user_data required (InvalidArgument and a miss otherwise);
+//     gpu_cluster, when set, is checked as nebius_cluster.go says; a platform set by
+//     NebiusNoCapacity is ResourceExhausted "not enough resources". The instance
+//     is STARTING for its first Get (and while NebiusHoldBoot holds it), then RUNNING with
+//     addresses 10.0.0.N/32 and 203.0.113.N/32.
 //     Delete removes it (NotFound when unknown).
+//   - nebius.compute.v1.GpuClusterService/Create, Get, Delete: see nebius_cluster.go.
 //   - nebius.common.v1.OperationService/Get: the operations above.
 
 // NebiusInstance is an instance of the fake.
 type NebiusInstance struct {
 	ID, ProjectID, Name, Platform, Preset, BootDiskID, SubnetID, UserData string
-	Labels                                                                map[string]string
-	State                                                                 string
-	gets                                                                  int
-	n                                                                     int
+	// GpuClusterID is the GPU cluster the instance is in ("" for none).
+	GpuClusterID string
+	Labels       map[string]string
+	State        string
+	gets         int
+	n            int
 }
 
 // NebiusDisk is a disk of the fake.
@@ -53,14 +58,17 @@ type nebiusComputeState struct {
 	disks      map[string]*NebiusDisk
 	ops        map[string]*commonpb.Operation
 	noCapacity map[string]bool
+	clusters   map[string]*NebiusGpuCluster
+	holdBoot   bool
 }
 
 func (s *NebiusServer) registerCompute() {
 	s.compute = nebiusComputeState{instances: map[string]*NebiusInstance{}, disks: map[string]*NebiusDisk{},
-		ops: map[string]*commonpb.Operation{}, noCapacity: map[string]bool{}}
+		ops: map[string]*commonpb.Operation{}, noCapacity: map[string]bool{}, clusters: map[string]*NebiusGpuCluster{}}
 	vpcpb.RegisterSubnetServiceServer(s.srv, nebiusSubnets{s: s})
 	computepb.RegisterDiskServiceServer(s.srv, nebiusDisks{s: s})
 	computepb.RegisterInstanceServiceServer(s.srv, nebiusInstances{s: s})
+	computepb.RegisterGpuClusterServiceServer(s.srv, nebiusGpuClusters{s: s})
 	commonpb.RegisterOperationServiceServer(s.srv, nebiusOperations{s: s})
 }
 
@@ -69,6 +77,14 @@ func (s *NebiusServer) NebiusNoCapacity(platform string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.compute.noCapacity[platform] = true
+}
+
+// NebiusHoldBoot keeps instances STARTING, without addresses, while hold is true: for tests of a
+// server whose pipelines would otherwise connect to the fake's documentation addresses.
+func (s *NebiusServer) NebiusHoldBoot(hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.compute.holdBoot = hold
 }
 
 // Instances lists the instances alive, by id.
@@ -252,13 +268,16 @@ func (n nebiusInstances) Create(ctx context.Context, r *computepb.CreateInstance
 	if !strings.HasPrefix(spec.GetCloudInitUserData(), "#cloud-config") {
 		return nil, s.invalid(m, "cloud_init_user_data is not #cloud-config")
 	}
+	if err := s.checkGpuClusterLocked(m, project, platform, preset, spec.GetGpuCluster()); err != nil {
+		return nil, err
+	}
 	if s.compute.noCapacity[platform] {
 		return nil, status.Errorf(codes.ResourceExhausted, "not enough resources: %s %s", platform, preset)
 	}
 	s.seq++
 	i := &NebiusInstance{ID: fmt.Sprintf("computeinstance-e00fake%06d", s.seq), ProjectID: project,
 		Name: r.GetMetadata().GetName(), Platform: platform, Preset: preset, BootDiskID: disk.ID,
-		SubnetID: nis[0].GetSubnetId(), UserData: spec.GetCloudInitUserData(), Labels: r.GetMetadata().GetLabels(),
+		SubnetID: nis[0].GetSubnetId(), UserData: spec.GetCloudInitUserData(), GpuClusterID: spec.GetGpuCluster().GetId(), Labels: r.GetMetadata().GetLabels(),
 		State: "STARTING", n: s.seq%250 + 1}
 	s.compute.instances[i.ID] = i
 	return s.opLocked(i.ID, false), nil
@@ -279,7 +298,7 @@ func (n nebiusInstances) Get(ctx context.Context, r *computepb.GetInstanceReques
 	i.gets++
 	out := &computepb.Instance{Metadata: &commonpb.ResourceMetadata{Id: i.ID, ParentId: i.ProjectID, Name: i.Name, Labels: i.Labels},
 		Status: &computepb.InstanceStatus{State: computepb.InstanceStatus_STARTING}}
-	if i.gets > 1 {
+	if i.gets > 1 && !s.compute.holdBoot {
 		i.State = "RUNNING"
 		out.Status.State = computepb.InstanceStatus_RUNNING
 		out.Status.NetworkInterfaces = []*computepb.NetworkInterfaceStatus{{Name: "eth0",

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/api/compute/v1"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+	tpuapi "google.golang.org/api/tpu/v2"
 
 	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/schema"
@@ -29,7 +30,7 @@ import (
 const scope = compute.CloudPlatformScope
 
 // session is what every call of one backend config shares: the credentials, their access token,
-// the project and the Compute Engine client.
+// the project, the Compute Engine client and the Cloud TPU client.
 type session struct {
 	// key is the credentials JSON (the service account's key, or the ADC file); nil when the
 	// metadata server gives the tokens (meta).
@@ -49,6 +50,7 @@ type session struct {
 	tok *oauth2.Token
 
 	svc *compute.Service
+	tpu *tpuapi.Service
 }
 
 // keyFile is what the session reads of a credentials JSON.
@@ -136,6 +138,14 @@ func newSession(ctx context.Context, cfg backends.Config, retries bool) (*sessio
 		return nil, fmt.Errorf("GCP: the Compute Engine client: %w", err)
 	}
 	s.svc = svc
+	// The Cloud TPU API v2 (tpu.go): same credentials, at DSTACK_GCP_API_URL + / when set.
+	tpuURL := tpuEndpoint + "/"
+	if s.endpoint != "" {
+		tpuURL = s.endpoint + "/"
+	}
+	if s.tpu, err = tpuapi.NewService(ctx, option.WithHTTPClient(hc), option.WithEndpoint(tpuURL)); err != nil {
+		return nil, fmt.Errorf("GCP: the Cloud TPU client: %w", err)
+	}
 	return s, nil
 }
 

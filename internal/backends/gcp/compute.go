@@ -45,6 +45,8 @@ import (
 //   - ListInstances (backends.InstanceLister) is instances.aggregatedList filtered by the
 //     dstack_server label, in the configured regions.
 //
+// TPU offers go to the Cloud TPU API instead (tpu.go); their backend data has is_tpu.
+//
 // Throttling and 5xx are retried (4 attempts, jittered backoff up to 4 s); credential refusals are
 // a *backends.CredentialsError.
 
@@ -64,6 +66,8 @@ const opWait = 90 * time.Second
 type backendData struct {
 	Zone  string `json:"zone"`
 	IsTPU bool   `json:"is_tpu"`
+	// TPUOperation is a TPU node's create operation, which says why a node that is gone failed.
+	TPUOperation string `json:"tpu_operation,omitempty"`
 }
 
 type gcpCompute struct {
@@ -295,13 +299,7 @@ func (c *gcpCompute) instance(offer offers.Offer, cfg backends.InstanceConfig, n
 		diskGB = offers.DefaultDiskMiB / 1024
 	}
 	script := bootstrap.ShimScript(cfg, Username)
-	var keys []string
-	for _, k := range cfg.SSHPublicKeys {
-		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, Username+":"+k)
-		}
-	}
-	sshKeys := strings.Join(keys, "\n")
+	sshKeys := sshKeysMetadata(cfg)
 	labels := c.labels(cfg)
 	inst := &compute.Instance{
 		Name:        name,
@@ -353,6 +351,9 @@ func (c *gcpCompute) CreateInstance(ctx context.Context, offer offers.Offer, cfg
 	s, err := c.session(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if isTPU(offer) {
+		return c.createTPU(ctx, s, offer, cfg)
 	}
 	region := offer.Region
 	zones := offer.AvailabilityZones
@@ -499,6 +500,9 @@ func (c *gcpCompute) UpdateProvisioningData(ctx context.Context, pd *backends.Pr
 	if zone == "" {
 		return &backends.ProvisioningError{Msg: "GCP instance " + pd.InstanceID + " has no zone in its provisioning data"}
 	}
+	if bd := parseBackendData(pd.BackendData); bd.IsTPU {
+		return c.updateTPU(ctx, s, pd, zone, bd.TPUOperation)
+	}
 	var inst *compute.Instance
 	err = s.do(ctx, func() error {
 		var err error
@@ -553,6 +557,9 @@ func (c *gcpCompute) TerminateInstance(ctx context.Context, instanceID, region, 
 	if err != nil {
 		return err
 	}
+	if bd := parseBackendData(backendDataJSON); bd.IsTPU && bd.Zone != "" {
+		return c.deleteTPU(ctx, s, instanceID, bd.Zone)
+	}
 	var zones []string
 	switch zone := zoneOf(backendDataJSON, nil); {
 	case zone != "":
@@ -576,12 +583,16 @@ func (c *gcpCompute) TerminateInstance(ctx context.Context, instanceID, region, 
 			return s.mapError("instances.delete "+instanceID+" in "+zone, err)
 		}
 	}
+	if zoneOf(backendDataJSON, nil) == "" {
+		// Without backend data (the orphan reconciler) the machine may as well be a TPU node.
+		return c.deleteTPUAnywhere(ctx, s, instanceID, zones)
+	}
 	return nil
 }
 
-// ListInstances lists the instances of the configured regions that carry a dstack_server label (of
-// any server: the caller compares it with its own id), with their labels. It implements
-// backends.InstanceLister for the orphan reconciler.
+// ListInstances lists the instances and TPU nodes of the configured regions that carry a
+// dstack_server label (of any server: the caller compares it with its own id), with their labels.
+// It implements backends.InstanceLister for the orphan reconciler.
 func (c *gcpCompute) ListInstances(ctx context.Context) ([]backends.Tagged, error) {
 	s, err := c.session(ctx)
 	if err != nil {
@@ -620,6 +631,11 @@ func (c *gcpCompute) ListInstances(ctx context.Context) ([]backends.Tagged, erro
 	if err != nil {
 		return nil, s.mapError("instances.aggregatedList", err)
 	}
+	nodes, err := c.listTPU(ctx, s, wanted)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, nodes...)
 	sort.Slice(out, func(i, j int) bool { return out[i].InstanceID < out[j].InstanceID })
 	return out, nil
 }

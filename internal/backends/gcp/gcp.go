@@ -6,10 +6,12 @@
 //     networks (network.go): networks.get of the VPC and extra_vpcs, and with public_ips false
 //     (unless nat_check is false) routers.list of each region for the VPC's Cloud NAT;
 //   - offers (offers.go): the catalog's zone rows folded into region offers, enriched with the
-//     regions' GPU quotas (regions.get);
+//     regions' GPU quotas (regions.get); TPU rows as single-host TPU slices;
 //   - machines (compute.go): instances.insert in the offer's zones in turn, with the firewall
 //     rule that lets SSH in and, for A3 types, a GPUDirect interface per extra VPC; instances.get; instances.delete; aggregatedList for the orphan
 //     reconciler (backends.InstanceLister);
+//   - TPU VMs (tpu.go): the Cloud TPU API v2 (google.golang.org/api/tpu/v2) for TPU offers:
+//     nodes.create, get, delete and list;
 //   - volumes (volumes.go): persistent disks (backends.VolumeCompute and VolumeAttacher).
 //
 // Credentials are `service_account` (the JSON key in `data`, which config.yml may give as a
@@ -18,9 +20,9 @@
 // application_default_credentials.json, or the metadata server), which
 // DSTACK_DEFAULT_CREDS_DISABLED forbids. project_id defaults to the key's project.
 //
-// DSTACK_GCP_API_URL, when set, replaces https://compute.googleapis.com: the Compute Engine
-// client's endpoint is that URL + /compute/v1/. TPUs (tpu/v2) are not provisioned yet: their
-// catalog rows are left out of the offers.
+// DSTACK_GCP_API_URL, when set, replaces https://compute.googleapis.com and
+// https://tpu.googleapis.com: the Compute Engine client's endpoint is that URL + /compute/v1/, the
+// Cloud TPU client's that URL + /.
 package gcp
 
 import (

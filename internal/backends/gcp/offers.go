@@ -19,7 +19,8 @@ import (
 // zones and quotas: an offer with GPUs whose region quota (NVIDIA_<GPU>_GPUS, NVIDIA_A100_80GB_GPUS,
 // PREEMPTIBLE_... for spot) has less room (limit - usage) than its GPUs is no_quota; the others
 // stay unknown, as dstack leaves them. Regions are cached for quotaTTL; errors are not cached and
-// fail the call. TPU rows are left out: this build does not provision TPUs.
+// fail the call. TPU rows (tpu.go) become offers when they are single-host slices of a known
+// generation; regions.get has no TPU quotas, so their availability stays unknown.
 
 const quotaTTL = 10 * time.Minute
 
@@ -95,7 +96,7 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 	var regions []string
 	for _, o := range list {
 		region := regionOfZone(o.Region)
-		if !wanted[strings.ToLower(region)] || isTPU(o) {
+		if !wanted[strings.ToLower(region)] || isTPU(o) && !offerableTPU(o) {
 			continue
 		}
 		key := offerKey(o, region)
@@ -151,10 +152,11 @@ func (l *liveOffers) Offers(ctx context.Context, req offers.Requirements) ([]off
 	return out, nil
 }
 
-// QuotaMetric is the region quota an instance's GPUs count against ("" without GPUs):
-// NVIDIA_<GPU>_GPUS, NVIDIA_A100_80GB_GPUS for 80 GB A100s, with PREEMPTIBLE_ for spot.
+// QuotaMetric is the region quota an instance's GPUs count against ("" without GPUs, and for
+// TPUs, whose quotas are the Cloud TPU API's): NVIDIA_<GPU>_GPUS, NVIDIA_A100_80GB_GPUS for 80 GB
+// A100s, with PREEMPTIBLE_ for spot.
 func QuotaMetric(r offers.Resources) string {
-	if len(r.GPUs) == 0 {
+	if len(r.GPUs) == 0 || strings.EqualFold(r.GPUs[0].Vendor, "google") {
 		return ""
 	}
 	g := r.GPUs[0]

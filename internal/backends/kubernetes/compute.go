@@ -325,22 +325,8 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 	if err != nil {
 		return apiError("reading pod "+where, err)
 	}
-	switch pod.Status.Phase {
-	case corev1.PodFailed, corev1.PodSucceeded:
-		msg := fmt.Sprintf("Kubernetes pod %s is %s", where, pod.Status.Phase)
-		if r := strings.TrimSpace(pod.Status.Reason + ": " + pod.Status.Message); r != ":" {
-			msg += " (" + strings.Trim(r, ": ") + ")"
-		}
-		return &backends.ProvisioningError{Msg: msg}
-	case corev1.PodRunning:
-	default:
-		for _, s := range pod.Status.ContainerStatuses {
-			// These never resolve by waiting.
-			if w := s.State.Waiting; w != nil && slices.Contains([]string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}, w.Reason) {
-				return &backends.ProvisioningError{Msg: fmt.Sprintf("Kubernetes pod %s cannot start: %s: %s", where, w.Reason, w.Message)}
-			}
-		}
-		return nil
+	if err := podFailure(pod, where); err != nil || pod.Status.Phase != corev1.PodRunning {
+		return err
 	}
 	if bd.ClusterIP == "" {
 		svc, err := c.cs.CoreV1().Services(bd.Namespace).Get(ctx, pd.InstanceID, metav1.GetOptions{})
@@ -356,6 +342,27 @@ func (c *compute) UpdateProvisioningData(ctx context.Context, pd *backends.Provi
 	pd.Hostname, pd.SSHPort = &host, &port
 	if ip := pod.Status.PodIP; ip != "" {
 		pd.InternalIP = &ip
+	}
+	return nil
+}
+
+// podFailure is a *backends.ProvisioningError when the pod ended or cannot start, else nil.
+func podFailure(pod *corev1.Pod, where string) error {
+	switch pod.Status.Phase {
+	case corev1.PodFailed, corev1.PodSucceeded:
+		msg := fmt.Sprintf("Kubernetes pod %s is %s", where, pod.Status.Phase)
+		if r := strings.TrimSpace(pod.Status.Reason + ": " + pod.Status.Message); r != ":" {
+			msg += " (" + strings.Trim(r, ": ") + ")"
+		}
+		return &backends.ProvisioningError{Msg: msg}
+	case corev1.PodRunning:
+		return nil
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		// These never resolve by waiting.
+		if w := s.State.Waiting; w != nil && slices.Contains([]string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}, w.Reason) {
+			return &backends.ProvisioningError{Msg: fmt.Sprintf("Kubernetes pod %s cannot start: %s: %s", where, w.Reason, w.Message)}
+		}
 	}
 	return nil
 }

@@ -163,7 +163,7 @@ func (c *compute) ensureJumpPod(ctx context.Context, name, ns string, tags map[s
 	if err != nil {
 		return err
 	}
-	node := jumpNode(nodes)
+	node := roomyNode(nodes, jumpCPU, jumpMemory, "")
 	if node == "" {
 		return &backends.NoCapacityError{Msg: "Kubernetes: no Ready node has 0.1 CPU and 256MiB of memory free for the SSH jump pod"}
 	}
@@ -188,12 +188,14 @@ func better(a, b *nodeInfo) bool {
 	return a.cpuMilli > b.cpuMilli
 }
 
-// jumpNode is the node for a new jump pod, "" when none has room.
-func jumpNode(nodes []nodeInfo) string {
+// roomyNode is the node for a new pod requesting cpu and mem, "" when none has room: an available
+// one of arch (any when "" or unknown), preferring nodes without GPUs, then more free CPU.
+func roomyNode(nodes []nodeInfo, cpu, mem resource.Quantity, arch string) string {
 	var best *nodeInfo
 	for i := range nodes {
 		n := &nodes[i]
-		if !n.available || n.cpuMilli < jumpCPU.MilliValue() || n.memBytes < jumpMemory.Value() {
+		if !n.available || n.cpuMilli < cpu.MilliValue() || n.memBytes < mem.Value() ||
+			arch != "" && n.arch != "" && n.arch != arch {
 			continue
 		}
 		if best == nil || better(n, best) {
@@ -206,14 +208,23 @@ func jumpNode(nodes []nodeInfo) string {
 	return best.name
 }
 
-// jumpPod is a project's jump pod on node: dstack-runner kept running (--stay) for its SSH server,
-// which forwards the connections to the jobs, with the ConfigMap's authorized_keys in /root/.ssh.
+// jumpPod is a project's jump pod on node: dstack-runner's SSH server forwarding the connections
+// to the jobs, with the keys of the ConfigMap named name.
 func jumpPod(name, ns, node string, tags map[string]string, cfg backends.InstanceConfig) *corev1.Pod {
 	m := meta("", ns, roleJump, tags)
 	m.GenerateName = name + "-"
 	m.Labels[labelPod] = name
-	rl := corev1.ResourceList{corev1.ResourceCPU: jumpCPU, corev1.ResourceMemory: jumpMemory}
-	// The keys come from the ConfigMap only; the job's environment is not the jump pod's business.
+	res := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: jumpCPU, corev1.ResourceMemory: jumpMemory},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: jumpMemory}}
+	return sshServerPod(m, node, "ssh-jump", name, res, cfg)
+}
+
+// sshServerPod is a pod on node (bound, as job pods: no scheduler needed) whose one container keeps
+// dstack-runner running (--stay) for its SSH server on runnerSSHPort, with the authorized_keys of
+// ConfigMap keys in /root/.ssh: a project's jump pod, a gateway. Only cfg's dstack-runner download
+// URL is used; the keys come from the ConfigMap alone.
+func sshServerPod(m metav1.ObjectMeta, node, container, keys string, res corev1.ResourceRequirements, cfg backends.InstanceConfig, ports ...corev1.ContainerPort) *corev1.Pod {
 	runnerCfg := backends.InstanceConfig{ShimURL: cfg.ShimURL, ShimEnv: map[string]string{}}
 	if u := cfg.ShimEnv["DSTACK_RUNNER_DOWNLOAD_URL"]; u != "" {
 		runnerCfg.ShimEnv["DSTACK_RUNNER_DOWNLOAD_URL"] = u
@@ -222,21 +233,21 @@ func jumpPod(name, ns, node string, tags map[string]string, cfg backends.Instanc
 	return &corev1.Pod{
 		ObjectMeta: m,
 		Spec: corev1.PodSpec{
-			NodeName:                     node, // as job pods: no scheduler needed
+			NodeName:                     node,
 			RestartPolicy:                corev1.RestartPolicyAlways,
 			AutomountServiceAccountToken: new(false),
 			EnableServiceLinks:           new(false),
 			Containers: []corev1.Container{{
-				Name:    "ssh-jump",
+				Name:    container,
 				Image:   JumpPodImage,
 				Command: []string{"/bin/sh", "-c", bootstrap.RunnerCommand(runnerCfg) + " --stay"},
-				Ports:   []corev1.ContainerPort{{Name: "ssh", ContainerPort: runnerSSHPort, Protocol: corev1.ProtocolTCP}},
-				Resources: corev1.ResourceRequirements{Requests: rl,
-					Limits: corev1.ResourceList{corev1.ResourceMemory: jumpMemory}},
+				Ports: append([]corev1.ContainerPort{{Name: "ssh", ContainerPort: runnerSSHPort, Protocol: corev1.ProtocolTCP}},
+					ports...),
+				Resources:    res,
 				VolumeMounts: []corev1.VolumeMount{{Name: "ssh", MountPath: "/root/.ssh", ReadOnly: true}},
 			}},
 			Volumes: []corev1.Volume{{Name: "ssh", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: name}, DefaultMode: &mode}}}},
+				LocalObjectReference: corev1.LocalObjectReference{Name: keys}, DefaultMode: &mode}}}},
 		},
 	}
 }

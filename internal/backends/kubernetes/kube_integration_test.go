@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -287,6 +288,65 @@ func TestKubeIntegration(t *testing.T) {
 	}
 	if _, err := k.cs.CoreV1().Services(ns).Get(ctx, pds[0].InstanceID, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("service after terminate: %v", err)
+	}
+
+	gatewayStep(t, ctx, k, comp, ns)
+}
+
+// gatewayStep: a gateway's pod runs under kwok behind a LoadBalancer service the API server
+// accepts; its address appears once a cloud controller (the test, here) writes the service's
+// status; terminate twice.
+func gatewayStep(t *testing.T, ctx context.Context, k *kubeCluster, comp backends.Compute, ns string) {
+	gc, ok := comp.(backends.GatewayCompute)
+	if !ok {
+		t.Fatal("the kubernetes compute is not a GatewayCompute")
+	}
+	gpd, err := gc.CreateGateway(ctx, backends.GatewayConfig{ProjectName: "main", Name: "gw", Region: "-", PublicIP: true,
+		SSHPublicKeys: []string{"ssh-ed25519 AAAA project"},
+		ShimURL:       "http://127.0.0.1:3000/api/agents/dstack-shim-linux-amd64",
+		Tags:          map[string]string{"dstack_server": "srv-1", "dstack_project": "main", "dstack_gateway": "gw"}})
+	if err != nil {
+		t.Fatalf("CreateGateway: %v", err)
+	}
+	var bd gatewayData
+	if err := json.Unmarshal([]byte(gpd.BackendData), &bd); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := k.cs.CoreV1().Services(ns).Get(ctx, bd.Service, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || len(svc.Spec.Ports) != 3 || svc.Spec.Ports[0].Port != 22 || svc.Spec.Ports[0].NodePort == 0 {
+		t.Errorf("gateway service %+v", svc.Spec)
+	}
+	waitRunning(t, ctx, k.cs, ns, gpd.InstanceID)
+	// No cloud controller runs: no address yet, and that is not a failure.
+	if err := gc.UpdateGateway(ctx, gpd); err != nil || gpd.IPAddress != "" {
+		t.Fatalf("UpdateGateway before an address: %v, %+v", err, gpd)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.20", IPMode: new(corev1.LoadBalancerIPModeVIP)}}
+	if _, err := k.cs.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("writing the service's load balancer status: %v", err)
+	}
+	if err := gc.UpdateGateway(ctx, gpd); err != nil || gpd.IPAddress != "203.0.113.20" {
+		t.Fatalf("UpdateGateway with an address: %v, %+v", err, gpd)
+	}
+	for i := range 2 {
+		if err := gc.TerminateGateway(ctx, *gpd); err != nil {
+			t.Fatalf("TerminateGateway (%d): %v", i, err)
+		}
+	}
+	waitFor(t, ctx, "gateway pod deleted", func() (bool, error) {
+		_, err := k.cs.CoreV1().Pods(ns).Get(ctx, gpd.InstanceID, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	_, errSvc := k.cs.CoreV1().Services(ns).Get(ctx, bd.Service, metav1.GetOptions{})
+	_, errKeys := k.cs.CoreV1().ConfigMaps(ns).Get(ctx, gpd.InstanceID, metav1.GetOptions{})
+	if !apierrors.IsNotFound(errSvc) || !apierrors.IsNotFound(errKeys) {
+		t.Errorf("after TerminateGateway: service %v, ConfigMap %v; want both not found", errSvc, errKeys)
 	}
 }
 

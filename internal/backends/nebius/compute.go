@@ -29,7 +29,8 @@ import (
 // without GPUs) and waits for its operation (nebius.common.v1.OperationService/Get at compute),
 // then creates the instance (InstanceService/Create: platform and preset from the offer's
 // instance name "<platform> <preset>", the disk attached read-write as the boot disk, one network
-// interface on the subnet with a public address, bootstrap.CloudConfig as cloud_init_user_data).
+// interface on the subnet with a public address, bootstrap.CloudConfig as cloud_init_user_data,
+// and the GPU cluster of the config's placement group as gpu_cluster: see cluster.go).
 // Every resource is named dstack-<project>-<instance> and labelled with the config's tags
 // (sanitized to Nebius's label syntax). backend_data records the project and the boot disk id.
 //
@@ -226,6 +227,10 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 	if err != nil {
 		return nil, err
 	}
+	cluster, err := gpuCluster(cfg.PlacementGroup, offer.Region)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := c.client(ctx)
 	if err != nil {
 		return nil, err
@@ -278,7 +283,8 @@ func (c *compute) CreateInstance(ctx context.Context, offer offers.Offer, cfg ba
 	op, err = computepb.NewInstanceServiceClient(cc).Create(cl.authed(ctx), &computepb.CreateInstanceRequest{
 		Metadata: &commonpb.ResourceMetadata{ParentId: project, Name: name, Labels: labels},
 		Spec: &computepb.InstanceSpec{
-			Resources: &computepb.ResourcesSpec{Platform: platform, Size: &computepb.ResourcesSpec_Preset{Preset: preset}},
+			Resources:  &computepb.ResourcesSpec{Platform: platform, Size: &computepb.ResourcesSpec_Preset{Preset: preset}},
+			GpuCluster: cluster,
 			BootDisk: &computepb.AttachedDiskSpec{AttachMode: computepb.AttachedDiskSpec_READ_WRITE,
 				Type: &computepb.AttachedDiskSpec_ExistingDisk{ExistingDisk: &computepb.ExistingDisk{Id: diskID}}},
 			NetworkInterfaces: []*computepb.NetworkInterfaceSpec{{SubnetId: subnet, Name: "dstack-default-interface",

@@ -17,7 +17,9 @@
 // proxies and fakes); an address on 127.0.0.1, ::1 or localhost is always plaintext.
 //
 // Compute: NewCompute (see compute.go), tested against the gRPC fake (fake.StartNebius), which the
-// shared conformance suite does not drive (it runs HTTP fakes only; see fake.HasGRPC).
+// shared conformance suite does not drive (it runs HTTP fakes only; see fake.HasGRPC). Placement
+// groups of cluster fleets are GPU clusters on the InfiniBand fabrics of the Fabrics table, narrowed
+// by the config's `fabrics` (see cluster.go).
 package nebius
 
 import (

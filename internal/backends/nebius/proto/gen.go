@@ -12,11 +12,13 @@
 //     OperationService.Get;
 //   - nebius/compute/v1 (api_service_name "compute"): InstanceService.Get, Create, Delete;
 //     Instance {metadata, spec, status}; InstanceSpec {service_account_id, resources {platform,
-//     preset}, network_interfaces {subnet_id, name, ip_address, public_ip_address}, boot_disk
-//     {attach_mode, existing_disk {id}, device_id}, cloud_init_user_data, stopped}; InstanceStatus
-//     {state, network_interfaces {ip_address.address, public_ip_address.address}, reconciling};
-//     DiskService.Create, Delete; DiskSpec {size_* oneof, block_size_bytes, type,
-//     source_image_id / source_image_family {image_family, parent_id}};
+//     preset}, gpu_cluster {id}, network_interfaces {subnet_id, name, ip_address,
+//     public_ip_address}, boot_disk {attach_mode, existing_disk {id}, device_id},
+//     cloud_init_user_data, stopped}; InstanceStatus {state, network_interfaces
+//     {ip_address.address, public_ip_address.address}, reconciling}; DiskService.Create, Delete;
+//     DiskSpec {size_* oneof, block_size_bytes, type, source_image_id / source_image_family
+//     {image_family, parent_id}}; GpuClusterService.Get, Create, Delete; GpuCluster {metadata,
+//     spec {infiniband_fabric}, status {instances, reconciling}};
 //   - nebius/vpc/v1 (api_service_name "vpc"): SubnetService.List, Subnet {metadata}.
 //
 // google/rpc/status.proto is a copy of googleapis' for protoc to parse; it is not generated (the
@@ -24,7 +26,8 @@
 //
 // Checked against the published files of github.com/nebius/api (every package, service, RPC,
 // message, field name, number and type, and enum value above): nebius/compute/v1/instance.proto,
-// instance_service.proto, network_interface.proto, disk.proto, disk_service.proto;
+// instance_service.proto, network_interface.proto, disk.proto, disk_service.proto,
+// gpu_cluster.proto, gpu_cluster_service.proto;
 // nebius/common/v1/metadata.proto, operation.proto, operation_service.proto; nebius/vpc/v1/
 // subnet.proto, subnet_service.proto; nebius/iam/v1/token_service.proto,
 // token_exchange_service.proto, tenant_service.proto, project_service.proto, container.proto.

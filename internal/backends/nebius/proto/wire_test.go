@@ -44,6 +44,7 @@ var wantMessages = map[string][]string{
 	},
 	"nebius.compute.v1.InstanceSpec": {
 		"service_account_id 1 string", "resources 2 nebius.compute.v1.ResourcesSpec",
+		"gpu_cluster 3 nebius.compute.v1.InstanceGpuClusterSpec",
 		"repeated network_interfaces 4 nebius.compute.v1.NetworkInterfaceSpec",
 		"boot_disk 5 nebius.compute.v1.AttachedDiskSpec", "cloud_init_user_data 8 string",
 		"stopped 13 bool",
@@ -53,7 +54,19 @@ var wantMessages = map[string][]string{
 		"attach_mode 1 nebius.compute.v1.AttachedDiskSpec.AttachMode",
 		"existing_disk 2 nebius.compute.v1.ExistingDisk", "device_id 3 string",
 	},
-	"nebius.compute.v1.ExistingDisk": {"id 1 string"},
+	"nebius.compute.v1.ExistingDisk":            {"id 1 string"},
+	"nebius.compute.v1.InstanceGpuClusterSpec":  {"id 1 string"},
+	"nebius.compute.v1.GetGpuClusterRequest":    {"id 1 string"},
+	"nebius.compute.v1.DeleteGpuClusterRequest": {"id 1 string"},
+	"nebius.compute.v1.CreateGpuClusterRequest": {
+		"metadata 1 nebius.common.v1.ResourceMetadata", "spec 2 nebius.compute.v1.GpuClusterSpec",
+	},
+	"nebius.compute.v1.GpuCluster": {
+		"metadata 1 nebius.common.v1.ResourceMetadata", "spec 2 nebius.compute.v1.GpuClusterSpec",
+		"status 3 nebius.compute.v1.GpuClusterStatus",
+	},
+	"nebius.compute.v1.GpuClusterSpec":   {"infiniband_fabric 1 string"},
+	"nebius.compute.v1.GpuClusterStatus": {"repeated instances 1 string", "reconciling 2 bool"},
 	"nebius.compute.v1.NetworkInterfaceSpec": {
 		"subnet_id 1 string", "name 2 string", "ip_address 3 nebius.compute.v1.IPAddress",
 		"public_ip_address 4 nebius.compute.v1.PublicIPAddress",
@@ -127,6 +140,9 @@ var wantMethods = []string{
 	"nebius.compute.v1.InstanceService.Delete(nebius.compute.v1.DeleteInstanceRequest) nebius.common.v1.Operation",
 	"nebius.compute.v1.DiskService.Create(nebius.compute.v1.CreateDiskRequest) nebius.common.v1.Operation",
 	"nebius.compute.v1.DiskService.Delete(nebius.compute.v1.DeleteDiskRequest) nebius.common.v1.Operation",
+	"nebius.compute.v1.GpuClusterService.Get(nebius.compute.v1.GetGpuClusterRequest) nebius.compute.v1.GpuCluster",
+	"nebius.compute.v1.GpuClusterService.Create(nebius.compute.v1.CreateGpuClusterRequest) nebius.common.v1.Operation",
+	"nebius.compute.v1.GpuClusterService.Delete(nebius.compute.v1.DeleteGpuClusterRequest) nebius.common.v1.Operation",
 	"nebius.vpc.v1.SubnetService.List(nebius.vpc.v1.ListSubnetsRequest) nebius.vpc.v1.ListSubnetsResponse",
 	"nebius.iam.v1.TokenExchangeService.Exchange(nebius.iam.v1.ExchangeTokenRequest) nebius.iam.v1.CreateTokenResponse",
 	"nebius.iam.v1.TenantService.List(nebius.iam.v1.ListTenantsRequest) nebius.iam.v1.ListTenantsResponse",

@@ -71,7 +71,7 @@ func (x AttachedDiskSpec_AttachMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AttachedDiskSpec_AttachMode.Descriptor instead.
 func (AttachedDiskSpec_AttachMode) EnumDescriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{6, 0}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type InstanceStatus_InstanceState int32
@@ -138,7 +138,7 @@ func (x InstanceStatus_InstanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InstanceStatus_InstanceState.Descriptor instead.
 func (InstanceStatus_InstanceState) EnumDescriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{11, 0}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type GetInstanceRequest struct {
@@ -345,6 +345,7 @@ type InstanceSpec struct {
 	state             protoimpl.MessageState  `protogen:"open.v1"`
 	ServiceAccountId  string                  `protobuf:"bytes,1,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
 	Resources         *ResourcesSpec          `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	GpuCluster        *InstanceGpuClusterSpec `protobuf:"bytes,3,opt,name=gpu_cluster,json=gpuCluster,proto3" json:"gpu_cluster,omitempty"`
 	NetworkInterfaces []*NetworkInterfaceSpec `protobuf:"bytes,4,rep,name=network_interfaces,json=networkInterfaces,proto3" json:"network_interfaces,omitempty"`
 	BootDisk          *AttachedDiskSpec       `protobuf:"bytes,5,opt,name=boot_disk,json=bootDisk,proto3" json:"boot_disk,omitempty"`
 	CloudInitUserData string                  `protobuf:"bytes,8,opt,name=cloud_init_user_data,json=cloudInitUserData,proto3" json:"cloud_init_user_data,omitempty"`
@@ -393,6 +394,13 @@ func (x *InstanceSpec) GetServiceAccountId() string {
 func (x *InstanceSpec) GetResources() *ResourcesSpec {
 	if x != nil {
 		return x.Resources
+	}
+	return nil
+}
+
+func (x *InstanceSpec) GetGpuCluster() *InstanceGpuClusterSpec {
+	if x != nil {
+		return x.GpuCluster
 	}
 	return nil
 }
@@ -499,6 +507,51 @@ type ResourcesSpec_Preset struct {
 
 func (*ResourcesSpec_Preset) isResourcesSpec_Size() {}
 
+// The GPU cluster (InfiniBand fabric) the instance joins; see gpu_cluster.proto.
+type InstanceGpuClusterSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceGpuClusterSpec) Reset() {
+	*x = InstanceGpuClusterSpec{}
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceGpuClusterSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceGpuClusterSpec) ProtoMessage() {}
+
+func (x *InstanceGpuClusterSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceGpuClusterSpec.ProtoReflect.Descriptor instead.
+func (*InstanceGpuClusterSpec) Descriptor() ([]byte, []int) {
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *InstanceGpuClusterSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type AttachedDiskSpec struct {
 	state      protoimpl.MessageState      `protogen:"open.v1"`
 	AttachMode AttachedDiskSpec_AttachMode `protobuf:"varint,1,opt,name=attach_mode,json=attachMode,proto3,enum=nebius.compute.v1.AttachedDiskSpec_AttachMode" json:"attach_mode,omitempty"`
@@ -513,7 +566,7 @@ type AttachedDiskSpec struct {
 
 func (x *AttachedDiskSpec) Reset() {
 	*x = AttachedDiskSpec{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[6]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +578,7 @@ func (x *AttachedDiskSpec) String() string {
 func (*AttachedDiskSpec) ProtoMessage() {}
 
 func (x *AttachedDiskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[6]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +591,7 @@ func (x *AttachedDiskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachedDiskSpec.ProtoReflect.Descriptor instead.
 func (*AttachedDiskSpec) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{6}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttachedDiskSpec) GetAttachMode() AttachedDiskSpec_AttachMode {
@@ -590,7 +643,7 @@ type ExistingDisk struct {
 
 func (x *ExistingDisk) Reset() {
 	*x = ExistingDisk{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[7]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +655,7 @@ func (x *ExistingDisk) String() string {
 func (*ExistingDisk) ProtoMessage() {}
 
 func (x *ExistingDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[7]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +668,7 @@ func (x *ExistingDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistingDisk.ProtoReflect.Descriptor instead.
 func (*ExistingDisk) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{7}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExistingDisk) GetId() string {
@@ -637,7 +690,7 @@ type NetworkInterfaceSpec struct {
 
 func (x *NetworkInterfaceSpec) Reset() {
 	*x = NetworkInterfaceSpec{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[8]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +702,7 @@ func (x *NetworkInterfaceSpec) String() string {
 func (*NetworkInterfaceSpec) ProtoMessage() {}
 
 func (x *NetworkInterfaceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[8]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +715,7 @@ func (x *NetworkInterfaceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkInterfaceSpec.ProtoReflect.Descriptor instead.
 func (*NetworkInterfaceSpec) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{8}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NetworkInterfaceSpec) GetSubnetId() string {
@@ -703,7 +756,7 @@ type IPAddress struct {
 
 func (x *IPAddress) Reset() {
 	*x = IPAddress{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[9]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +768,7 @@ func (x *IPAddress) String() string {
 func (*IPAddress) ProtoMessage() {}
 
 func (x *IPAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[9]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +781,7 @@ func (x *IPAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPAddress.ProtoReflect.Descriptor instead.
 func (*IPAddress) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{9}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IPAddress) GetAllocationId() string {
@@ -752,7 +805,7 @@ type PublicIPAddress struct {
 
 func (x *PublicIPAddress) Reset() {
 	*x = PublicIPAddress{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[10]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +817,7 @@ func (x *PublicIPAddress) String() string {
 func (*PublicIPAddress) ProtoMessage() {}
 
 func (x *PublicIPAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[10]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +830,7 @@ func (x *PublicIPAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicIPAddress.ProtoReflect.Descriptor instead.
 func (*PublicIPAddress) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{10}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PublicIPAddress) GetAllocation() isPublicIPAddress_Allocation {
@@ -824,7 +877,7 @@ type InstanceStatus struct {
 
 func (x *InstanceStatus) Reset() {
 	*x = InstanceStatus{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[11]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +889,7 @@ func (x *InstanceStatus) String() string {
 func (*InstanceStatus) ProtoMessage() {}
 
 func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[11]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +902,7 @@ func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
 func (*InstanceStatus) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{11}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstanceStatus) GetState() InstanceStatus_InstanceState {
@@ -887,7 +940,7 @@ type NetworkInterfaceStatus struct {
 
 func (x *NetworkInterfaceStatus) Reset() {
 	*x = NetworkInterfaceStatus{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[12]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +952,7 @@ func (x *NetworkInterfaceStatus) String() string {
 func (*NetworkInterfaceStatus) ProtoMessage() {}
 
 func (x *NetworkInterfaceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[12]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +965,7 @@ func (x *NetworkInterfaceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkInterfaceStatus.ProtoReflect.Descriptor instead.
 func (*NetworkInterfaceStatus) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{12}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NetworkInterfaceStatus) GetIndex() int32 {
@@ -961,7 +1014,7 @@ type IPAddressStatus struct {
 
 func (x *IPAddressStatus) Reset() {
 	*x = IPAddressStatus{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[13]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1026,7 @@ func (x *IPAddressStatus) String() string {
 func (*IPAddressStatus) ProtoMessage() {}
 
 func (x *IPAddressStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[13]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1039,7 @@ func (x *IPAddressStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPAddressStatus.ProtoReflect.Descriptor instead.
 func (*IPAddressStatus) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{13}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IPAddressStatus) GetAddress() string {
@@ -1014,7 +1067,7 @@ type PublicIPAddressStatus struct {
 
 func (x *PublicIPAddressStatus) Reset() {
 	*x = PublicIPAddressStatus{}
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[14]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1079,7 @@ func (x *PublicIPAddressStatus) String() string {
 func (*PublicIPAddressStatus) ProtoMessage() {}
 
 func (x *PublicIPAddressStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nebius_compute_v1_instance_proto_msgTypes[14]
+	mi := &file_nebius_compute_v1_instance_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1092,7 @@ func (x *PublicIPAddressStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicIPAddressStatus.ProtoReflect.Descriptor instead.
 func (*PublicIPAddressStatus) Descriptor() ([]byte, []int) {
-	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{14}
+	return file_nebius_compute_v1_instance_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublicIPAddressStatus) GetAddress() string {
@@ -1078,10 +1131,12 @@ const file_nebius_compute_v1_instance_proto_rawDesc = "" +
 	"\bInstance\x12>\n" +
 	"\bmetadata\x18\x01 \x01(\v2\".nebius.common.v1.ResourceMetadataR\bmetadata\x123\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1f.nebius.compute.v1.InstanceSpecR\x04spec\x129\n" +
-	"\x06status\x18\x03 \x01(\v2!.nebius.compute.v1.InstanceStatusR\x06status\"\xe1\x02\n" +
+	"\x06status\x18\x03 \x01(\v2!.nebius.compute.v1.InstanceStatusR\x06status\"\xad\x03\n" +
 	"\fInstanceSpec\x12,\n" +
 	"\x12service_account_id\x18\x01 \x01(\tR\x10serviceAccountId\x12>\n" +
-	"\tresources\x18\x02 \x01(\v2 .nebius.compute.v1.ResourcesSpecR\tresources\x12V\n" +
+	"\tresources\x18\x02 \x01(\v2 .nebius.compute.v1.ResourcesSpecR\tresources\x12J\n" +
+	"\vgpu_cluster\x18\x03 \x01(\v2).nebius.compute.v1.InstanceGpuClusterSpecR\n" +
+	"gpuCluster\x12V\n" +
 	"\x12network_interfaces\x18\x04 \x03(\v2'.nebius.compute.v1.NetworkInterfaceSpecR\x11networkInterfaces\x12@\n" +
 	"\tboot_disk\x18\x05 \x01(\v2#.nebius.compute.v1.AttachedDiskSpecR\bbootDisk\x12/\n" +
 	"\x14cloud_init_user_data\x18\b \x01(\tR\x11cloudInitUserData\x12\x18\n" +
@@ -1089,7 +1144,9 @@ const file_nebius_compute_v1_instance_proto_rawDesc = "" +
 	"\rResourcesSpec\x12\x1a\n" +
 	"\bplatform\x18\x01 \x01(\tR\bplatform\x12\x18\n" +
 	"\x06preset\x18\x02 \x01(\tH\x00R\x06presetB\x06\n" +
-	"\x04size\"\x8e\x02\n" +
+	"\x04size\"(\n" +
+	"\x16InstanceGpuClusterSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x8e\x02\n" +
 	"\x10AttachedDiskSpec\x12O\n" +
 	"\vattach_mode\x18\x01 \x01(\x0e2..nebius.compute.v1.AttachedDiskSpec.AttachModeR\n" +
 	"attachMode\x12F\n" +
@@ -1164,7 +1221,7 @@ func file_nebius_compute_v1_instance_proto_rawDescGZIP() []byte {
 }
 
 var file_nebius_compute_v1_instance_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_nebius_compute_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_nebius_compute_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_nebius_compute_v1_instance_proto_goTypes = []any{
 	(AttachedDiskSpec_AttachMode)(0),  // 0: nebius.compute.v1.AttachedDiskSpec.AttachMode
 	(InstanceStatus_InstanceState)(0), // 1: nebius.compute.v1.InstanceStatus.InstanceState
@@ -1174,46 +1231,48 @@ var file_nebius_compute_v1_instance_proto_goTypes = []any{
 	(*Instance)(nil),                  // 5: nebius.compute.v1.Instance
 	(*InstanceSpec)(nil),              // 6: nebius.compute.v1.InstanceSpec
 	(*ResourcesSpec)(nil),             // 7: nebius.compute.v1.ResourcesSpec
-	(*AttachedDiskSpec)(nil),          // 8: nebius.compute.v1.AttachedDiskSpec
-	(*ExistingDisk)(nil),              // 9: nebius.compute.v1.ExistingDisk
-	(*NetworkInterfaceSpec)(nil),      // 10: nebius.compute.v1.NetworkInterfaceSpec
-	(*IPAddress)(nil),                 // 11: nebius.compute.v1.IPAddress
-	(*PublicIPAddress)(nil),           // 12: nebius.compute.v1.PublicIPAddress
-	(*InstanceStatus)(nil),            // 13: nebius.compute.v1.InstanceStatus
-	(*NetworkInterfaceStatus)(nil),    // 14: nebius.compute.v1.NetworkInterfaceStatus
-	(*IPAddressStatus)(nil),           // 15: nebius.compute.v1.IPAddressStatus
-	(*PublicIPAddressStatus)(nil),     // 16: nebius.compute.v1.PublicIPAddressStatus
-	(*v1.ResourceMetadata)(nil),       // 17: nebius.common.v1.ResourceMetadata
-	(*v1.Operation)(nil),              // 18: nebius.common.v1.Operation
+	(*InstanceGpuClusterSpec)(nil),    // 8: nebius.compute.v1.InstanceGpuClusterSpec
+	(*AttachedDiskSpec)(nil),          // 9: nebius.compute.v1.AttachedDiskSpec
+	(*ExistingDisk)(nil),              // 10: nebius.compute.v1.ExistingDisk
+	(*NetworkInterfaceSpec)(nil),      // 11: nebius.compute.v1.NetworkInterfaceSpec
+	(*IPAddress)(nil),                 // 12: nebius.compute.v1.IPAddress
+	(*PublicIPAddress)(nil),           // 13: nebius.compute.v1.PublicIPAddress
+	(*InstanceStatus)(nil),            // 14: nebius.compute.v1.InstanceStatus
+	(*NetworkInterfaceStatus)(nil),    // 15: nebius.compute.v1.NetworkInterfaceStatus
+	(*IPAddressStatus)(nil),           // 16: nebius.compute.v1.IPAddressStatus
+	(*PublicIPAddressStatus)(nil),     // 17: nebius.compute.v1.PublicIPAddressStatus
+	(*v1.ResourceMetadata)(nil),       // 18: nebius.common.v1.ResourceMetadata
+	(*v1.Operation)(nil),              // 19: nebius.common.v1.Operation
 }
 var file_nebius_compute_v1_instance_proto_depIdxs = []int32{
-	17, // 0: nebius.compute.v1.CreateInstanceRequest.metadata:type_name -> nebius.common.v1.ResourceMetadata
+	18, // 0: nebius.compute.v1.CreateInstanceRequest.metadata:type_name -> nebius.common.v1.ResourceMetadata
 	6,  // 1: nebius.compute.v1.CreateInstanceRequest.spec:type_name -> nebius.compute.v1.InstanceSpec
-	17, // 2: nebius.compute.v1.Instance.metadata:type_name -> nebius.common.v1.ResourceMetadata
+	18, // 2: nebius.compute.v1.Instance.metadata:type_name -> nebius.common.v1.ResourceMetadata
 	6,  // 3: nebius.compute.v1.Instance.spec:type_name -> nebius.compute.v1.InstanceSpec
-	13, // 4: nebius.compute.v1.Instance.status:type_name -> nebius.compute.v1.InstanceStatus
+	14, // 4: nebius.compute.v1.Instance.status:type_name -> nebius.compute.v1.InstanceStatus
 	7,  // 5: nebius.compute.v1.InstanceSpec.resources:type_name -> nebius.compute.v1.ResourcesSpec
-	10, // 6: nebius.compute.v1.InstanceSpec.network_interfaces:type_name -> nebius.compute.v1.NetworkInterfaceSpec
-	8,  // 7: nebius.compute.v1.InstanceSpec.boot_disk:type_name -> nebius.compute.v1.AttachedDiskSpec
-	0,  // 8: nebius.compute.v1.AttachedDiskSpec.attach_mode:type_name -> nebius.compute.v1.AttachedDiskSpec.AttachMode
-	9,  // 9: nebius.compute.v1.AttachedDiskSpec.existing_disk:type_name -> nebius.compute.v1.ExistingDisk
-	11, // 10: nebius.compute.v1.NetworkInterfaceSpec.ip_address:type_name -> nebius.compute.v1.IPAddress
-	12, // 11: nebius.compute.v1.NetworkInterfaceSpec.public_ip_address:type_name -> nebius.compute.v1.PublicIPAddress
-	1,  // 12: nebius.compute.v1.InstanceStatus.state:type_name -> nebius.compute.v1.InstanceStatus.InstanceState
-	14, // 13: nebius.compute.v1.InstanceStatus.network_interfaces:type_name -> nebius.compute.v1.NetworkInterfaceStatus
-	15, // 14: nebius.compute.v1.NetworkInterfaceStatus.ip_address:type_name -> nebius.compute.v1.IPAddressStatus
-	16, // 15: nebius.compute.v1.NetworkInterfaceStatus.public_ip_address:type_name -> nebius.compute.v1.PublicIPAddressStatus
-	2,  // 16: nebius.compute.v1.InstanceService.Get:input_type -> nebius.compute.v1.GetInstanceRequest
-	3,  // 17: nebius.compute.v1.InstanceService.Create:input_type -> nebius.compute.v1.CreateInstanceRequest
-	4,  // 18: nebius.compute.v1.InstanceService.Delete:input_type -> nebius.compute.v1.DeleteInstanceRequest
-	5,  // 19: nebius.compute.v1.InstanceService.Get:output_type -> nebius.compute.v1.Instance
-	18, // 20: nebius.compute.v1.InstanceService.Create:output_type -> nebius.common.v1.Operation
-	18, // 21: nebius.compute.v1.InstanceService.Delete:output_type -> nebius.common.v1.Operation
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 6: nebius.compute.v1.InstanceSpec.gpu_cluster:type_name -> nebius.compute.v1.InstanceGpuClusterSpec
+	11, // 7: nebius.compute.v1.InstanceSpec.network_interfaces:type_name -> nebius.compute.v1.NetworkInterfaceSpec
+	9,  // 8: nebius.compute.v1.InstanceSpec.boot_disk:type_name -> nebius.compute.v1.AttachedDiskSpec
+	0,  // 9: nebius.compute.v1.AttachedDiskSpec.attach_mode:type_name -> nebius.compute.v1.AttachedDiskSpec.AttachMode
+	10, // 10: nebius.compute.v1.AttachedDiskSpec.existing_disk:type_name -> nebius.compute.v1.ExistingDisk
+	12, // 11: nebius.compute.v1.NetworkInterfaceSpec.ip_address:type_name -> nebius.compute.v1.IPAddress
+	13, // 12: nebius.compute.v1.NetworkInterfaceSpec.public_ip_address:type_name -> nebius.compute.v1.PublicIPAddress
+	1,  // 13: nebius.compute.v1.InstanceStatus.state:type_name -> nebius.compute.v1.InstanceStatus.InstanceState
+	15, // 14: nebius.compute.v1.InstanceStatus.network_interfaces:type_name -> nebius.compute.v1.NetworkInterfaceStatus
+	16, // 15: nebius.compute.v1.NetworkInterfaceStatus.ip_address:type_name -> nebius.compute.v1.IPAddressStatus
+	17, // 16: nebius.compute.v1.NetworkInterfaceStatus.public_ip_address:type_name -> nebius.compute.v1.PublicIPAddressStatus
+	2,  // 17: nebius.compute.v1.InstanceService.Get:input_type -> nebius.compute.v1.GetInstanceRequest
+	3,  // 18: nebius.compute.v1.InstanceService.Create:input_type -> nebius.compute.v1.CreateInstanceRequest
+	4,  // 19: nebius.compute.v1.InstanceService.Delete:input_type -> nebius.compute.v1.DeleteInstanceRequest
+	5,  // 20: nebius.compute.v1.InstanceService.Get:output_type -> nebius.compute.v1.Instance
+	19, // 21: nebius.compute.v1.InstanceService.Create:output_type -> nebius.common.v1.Operation
+	19, // 22: nebius.compute.v1.InstanceService.Delete:output_type -> nebius.common.v1.Operation
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_nebius_compute_v1_instance_proto_init() }
@@ -1224,10 +1283,10 @@ func file_nebius_compute_v1_instance_proto_init() {
 	file_nebius_compute_v1_instance_proto_msgTypes[5].OneofWrappers = []any{
 		(*ResourcesSpec_Preset)(nil),
 	}
-	file_nebius_compute_v1_instance_proto_msgTypes[6].OneofWrappers = []any{
+	file_nebius_compute_v1_instance_proto_msgTypes[7].OneofWrappers = []any{
 		(*AttachedDiskSpec_ExistingDisk)(nil),
 	}
-	file_nebius_compute_v1_instance_proto_msgTypes[10].OneofWrappers = []any{
+	file_nebius_compute_v1_instance_proto_msgTypes[11].OneofWrappers = []any{
 		(*PublicIPAddress_AllocationId)(nil),
 	}
 	type x struct{}
@@ -1236,7 +1295,7 @@ func file_nebius_compute_v1_instance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nebius_compute_v1_instance_proto_rawDesc), len(file_nebius_compute_v1_instance_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
