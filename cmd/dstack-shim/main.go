@@ -60,7 +60,7 @@ func main() {
 	volumesRoot := fs.String("volumes-root", envString("DSTACK_SHIM_VOLUMES_ROOT", "/mnt/disks"), "where volumes are mounted on the host (env DSTACK_SHIM_VOLUMES_ROOT)")
 	_ = fs.Int("dcgm-exporter-http-port", envInt("DSTACK_DCGM_EXPORTER_HTTP_PORT", 10997), "accepted for compatibility; DCGM is not wired")
 	_ = fs.Int("dcgm-exporter-interval", envInt("DSTACK_DCGM_EXPORTER_INTERVAL", 5000), "accepted for compatibility; DCGM is not wired")
-	_ = fs.String("pjrt-device", envString("PJRT_DEVICE", ""), "accepted for compatibility; TPUs are not wired")
+	pjrt := fs.String("pjrt-device", envString("PJRT_DEVICE", ""), "PJRT_DEVICE for job containers, TPU on TPU VMs (env PJRT_DEVICE)")
 	_ = fs.Bool("service", envBool("DSTACK_SERVICE_MODE"), "accepted for compatibility")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
@@ -104,6 +104,7 @@ func main() {
 		RunnerSSHPort:     *runnerSSH,
 		SSHKeys:           keys,
 		Privileged:        *privileged,
+		PJRTDevice:        *pjrt,
 		NetworkContainer:  *netContainer,
 		VolumesRoot:       *volumesRoot,
 		Logger:            logger,

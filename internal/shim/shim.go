@@ -36,6 +36,9 @@ type Config struct {
 	RunnerSSHPort     int    // 10022
 	SSHKeys           []string
 	Privileged        bool
+	// PJRTDevice, when set (TPU on Google's TPU VMs), is passed to job containers as PJRT_DEVICE so
+	// that JAX/PyTorch XLA find the accelerator.
+	PJRTDevice string
 	// NetworkContainer makes job containers join this container's network namespace instead of the
 	// host's or a bridge (test harness only: a shim inside a "host" container on a shared engine).
 	NetworkContainer string

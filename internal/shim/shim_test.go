@@ -185,7 +185,7 @@ func TestTaskLifecycle(t *testing.T) {
 		t.Errorf("command %q %q", spec.Entrypoint, spec.Cmd)
 	}
 	wantEnv := "DSTACK_PUBLIC_SSH_KEY=ssh-ed25519 AAAAproject project\nssh-ed25519 AAAAuser user\nssh-ed25519 AAAAshim shim@host"
-	if !slices.Contains(spec.Env, wantEnv) {
+	if !slices.Contains(spec.Env, wantEnv) || slices.ContainsFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, "PJRT_DEVICE=") }) {
 		t.Errorf("env %q", spec.Env)
 	}
 	wantBinds := []string{
@@ -556,5 +556,20 @@ func TestEncodeRegistryAuth(t *testing.T) {
 	s, err := EncodeRegistryAuth("ghcr.io/a/b", RegistryAuth{Username: "u", Password: "p"})
 	if err != nil || s == "" {
 		t.Fatal(err)
+	}
+}
+
+// TestPJRTDevice checks that a shim started with --pjrt-device (TPU VMs) hands PJRT_DEVICE to the
+// job containers.
+func TestPJRTDevice(t *testing.T) {
+	rt := newFakeRuntime("busybox:test")
+	ts := newTestShim(t, rt, func(c *Config) { c.PJRTDevice = "TPU"; c.Privileged = true })
+	if _, err := ts.client.SubmitTask(context.Background(), taskConfig("t1")); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitStatus(t, "t1", agentapi.TaskRunning)
+	spec := rt.container(taskConfig("t1").Name).spec
+	if !slices.Contains(spec.Env, "PJRT_DEVICE=TPU") || !spec.Privileged {
+		t.Fatalf("env %q privileged %v", spec.Env, spec.Privileged)
 	}
 }

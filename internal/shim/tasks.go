@@ -546,6 +546,9 @@ func (s *Shim) containerSpec(t *task) ContainerSpec {
 		ShmSize:    cfg.ShmSize,
 		Privileged: cfg.Privileged || s.cfg.Privileged,
 	}
+	if s.cfg.PJRTDevice != "" {
+		spec.Env = append(spec.Env, "PJRT_DEVICE="+s.cfg.PJRTDevice)
+	}
 	switch {
 	case s.cfg.NetworkContainer != "" && cfg.NetworkMode == agentapi.NetworkModeBridge:
 		// A bridge-mode task (one of several on the host, on its blocks) where the job containers
