@@ -135,19 +135,27 @@ func (s *Service) routes(ctx context.Context, g *models.Gateway) (gatewayd.Confi
 	return cfg, nil
 }
 
-// replicas lists the running jobs of a run as the gateway reaches them: the service port as seen on
-// the job's machine (the host port in bridge mode), through the machine's SSH server.
-func (s *Service) replicas(ctx context.Context, run *models.Run, port int, projectKey string) ([]gatewayd.Replica, error) {
-	jobs, err := s.Store.ListJobs(ctx, run.ID)
+// Upstream is a running replica of a service: its machine's SSH endpoint and the service's port as
+// seen on that machine (the host port in bridge mode).
+type Upstream struct {
+	JobID  string
+	Target sshpool.Target
+	Port   int
+}
+
+// Upstreams lists the running replicas of a run, by job id: where both the server's own proxy and
+// gateways send a service's requests.
+func Upstreams(ctx context.Context, st *store.Store, run *models.Run, port int) ([]Upstream, error) {
+	jobs, err := st.ListJobs(ctx, run.ID)
 	if err != nil {
 		return nil, err
 	}
-	out := []gatewayd.Replica{}
+	var out []Upstream
 	for _, j := range jobs {
 		if j.Status != models.JobRunning || j.InstanceID == "" {
 			continue
 		}
-		inst, err := s.Store.GetInstance(ctx, j.InstanceID)
+		inst, err := st.GetInstance(ctx, j.InstanceID)
 		if err != nil {
 			continue
 		}
@@ -161,9 +169,22 @@ func (s *Service) replicas(ctx context.Context, run *models.Run, port int, proje
 				hostPort = p
 			}
 		}
-		out = append(out, gatewayd.Replica{ID: j.ID, AppPort: hostPort, SSH: sshOf(*t, projectKey)})
+		out = append(out, Upstream{JobID: j.ID, Target: *t, Port: hostPort})
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	sort.Slice(out, func(a, b int) bool { return out[a].JobID < out[b].JobID })
+	return out, nil
+}
+
+// replicas lists the running jobs of a run as the gateway reaches them.
+func (s *Service) replicas(ctx context.Context, run *models.Run, port int, projectKey string) ([]gatewayd.Replica, error) {
+	ups, err := Upstreams(ctx, s.Store, run, port)
+	if err != nil {
+		return nil, err
+	}
+	out := []gatewayd.Replica{}
+	for _, u := range ups {
+		out = append(out, gatewayd.Replica{ID: u.JobID, AppPort: u.Port, SSH: sshOf(u.Target, projectKey)})
+	}
 	return out, nil
 }
 

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dstackgo/dstack/internal/fleets"
+	"github.com/dstackgo/dstack/internal/gateways"
 	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
@@ -83,29 +83,12 @@ func (s *Server) serviceUpstream(ctx context.Context, run *models.Run, port int)
 	if run.Status != models.RunRunning {
 		return nil, "", clientError(codeError, fmt.Sprintf("Service %s is not running (status %s)", run.Name, run.Status))
 	}
-	jobs, err := s.store.ListJobs(ctx, run.ID)
+	ups, err := gateways.Upstreams(ctx, s.store, run, port)
 	if err != nil {
 		return nil, "", s.internal(err)
 	}
-	for _, j := range jobs {
-		if j.Status != models.JobRunning || j.InstanceID == "" {
-			continue
-		}
-		inst, err := s.store.GetInstance(ctx, j.InstanceID)
-		if err != nil {
-			continue
-		}
-		t := fleets.Target(inst)
-		if t == nil {
-			continue
-		}
-		hostPort := port
-		if j.JRD != nil {
-			if p, ok := j.JRD.Ports[strconv.Itoa(port)]; ok {
-				hostPort = p
-			}
-		}
-		return t, net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)), nil
+	if len(ups) == 0 {
+		return nil, "", clientError(codeError, "Service "+run.Name+" has no running replica")
 	}
-	return nil, "", clientError(codeError, "Service "+run.Name+" has no running replica")
+	return &ups[0].Target, net.JoinHostPort("127.0.0.1", strconv.Itoa(ups[0].Port)), nil
 }
