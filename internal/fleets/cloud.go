@@ -307,7 +307,7 @@ func (s *Service) startCloudTermination(ctx context.Context, l store.Lease, inst
 // marks the instance terminated.
 func (s *Service) terminateCloud(ctx context.Context, l store.Lease, inst *models.Instance) (time.Duration, error) {
 	if t := Target(inst); t != nil {
-		s.Pool.Close(*t)
+		s.Pool.Forget(*t) // the address may go to another machine
 	}
 	if inst.JPD != nil && inst.JPD.InstanceID != "" {
 		compute, err := s.compute(ctx, inst)

@@ -205,14 +205,11 @@ func (p *Pool) drop(t Target, client *ssh.Client) {
 }
 
 // Close closes the connection to t and its HTTP transport, e.g. when its instance is terminated.
-// The host key seen for t's address is forgotten too: a provider may give the address to another
-// machine, with its own key.
 func (p *Pool) Close(t Target) {
 	k := t.key()
 	p.mu.Lock()
 	c := p.conns[k]
 	delete(p.conns, k)
-	delete(p.seen, t.host())
 	tr := p.transports[k]
 	delete(p.transports, k)
 	p.mu.Unlock()
@@ -225,6 +222,15 @@ func (p *Pool) Close(t Target) {
 			c.client.Close()
 		}
 	}
+}
+
+// Forget closes the connection to t and forgets the host key seen for its address: the machine is
+// gone, and its provider may give the address to another machine, with its own key.
+func (p *Pool) Forget(t Target) {
+	p.Close(t)
+	p.mu.Lock()
+	delete(p.seen, t.host())
+	p.mu.Unlock()
 }
 
 // CloseAll closes every connection; the pool refuses new ones afterwards.
