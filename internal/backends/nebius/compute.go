@@ -184,9 +184,15 @@ func Labels(tags map[string]string) map[string]string {
 	return out
 }
 
-// PlatformPreset splits an offer's instance name "<platform> <preset>".
+// PlatformPreset splits an offer's instance name "<platform> <preset>", or "<platform>_<preset>" as
+// gpuhunt's nebius catalog writes it (gpu-h100-sxm_8gpu-128vcpu-1600gb: platforms and presets have
+// dashes, never underscores).
 func PlatformPreset(name string) (string, string, error) {
-	platform, preset, ok := strings.Cut(strings.TrimSpace(name), " ")
+	name = strings.TrimSpace(name)
+	platform, preset, ok := strings.Cut(name, " ")
+	if !ok {
+		platform, preset, ok = strings.Cut(name, "_")
+	}
 	if !ok || platform == "" || strings.TrimSpace(preset) == "" {
 		return "", "", fmt.Errorf("nebius: instance name %q is not \"<platform> <preset>\"", name)
 	}

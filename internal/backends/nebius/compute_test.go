@@ -145,6 +145,12 @@ func TestComputeBadInstanceName(t *testing.T) {
 	if _, _, err := nebius.PlatformPreset("gpu-h100-sxm"); err == nil {
 		t.Error("PlatformPreset without a preset: no error")
 	}
+	// Both the "<platform> <preset>" form and gpuhunt's catalog form.
+	for _, name := range []string{"gpu-h100-sxm 8gpu-128vcpu-1600gb", "gpu-h100-sxm_8gpu-128vcpu-1600gb"} {
+		if p, pr, err := nebius.PlatformPreset(name); err != nil || p != "gpu-h100-sxm" || pr != "8gpu-128vcpu-1600gb" {
+			t.Errorf("PlatformPreset(%q) = %q, %q, %v", name, p, pr, err)
+		}
+	}
 	if l := nebius.Labels(map[string]string{"Dstack Project": "My.Project"}); l["dstack-project"] != "my-project" {
 		t.Errorf("Labels = %v", l)
 	}
