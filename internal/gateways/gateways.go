@@ -6,7 +6,7 @@
 //     the project's key, uploads dstack-gateway, starts it (systemd, or a supervised process where
 //     there is none) and waits for its health → running. A machine not up within
 //     ProvisioningTimeout fails the gateway and is terminated.
-//   - running: every SyncInterval (and whenever a run changes, see Wake) the server sends the
+//   - running: every SyncInterval (and whenever a service's replica starts or ends, see WakeProject) the server sends the
 //     gateway its whole routing state: each running service of the project that uses this gateway,
 //     at <run>.<wildcard domain>, with its replicas' SSH coordinates, the project key to reach them,
 //     and the token hashes of the project's members for services with auth. The gateway holds that
@@ -57,6 +57,23 @@ var ErrNotSupported = errors.New("the backend cannot host gateways")
 
 // APIPort is where dstack-gateway's management API listens on the machine (loopback only).
 const APIPort = 8000
+
+// WakeProject makes the running gateways of a project due now, so that a service's new or ended
+// replica is routed at once rather than at the next sync.
+func (s *Service) WakeProject(ctx context.Context, projectID string) error {
+	gws, err := s.Store.ListGateways(ctx, []string{projectID})
+	if err != nil {
+		return err
+	}
+	for _, g := range gws {
+		if g.Status == models.GatewayRunning && !g.DeleteRequested {
+			if err := s.Store.WakeRow(ctx, store.TableGateways, g.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // GatewayCompute returns the gateway operations of the project's backend.
 func (s *Service) GatewayCompute(ctx context.Context, projectID, backend string) (backends.GatewayCompute, error) {

@@ -49,6 +49,13 @@ type job struct {
 	vols  *jobVolumes      // the job's network volumes, while it is being assigned
 }
 
+// replicasChanged tells ReplicasChanged that a replica of a service started or ended.
+func (p *job) replicasChanged(ctx context.Context) {
+	if p.ReplicasChanged != nil && p.run != nil && p.run.Spec.Configuration.Service != nil {
+		p.ReplicasChanged(ctx, p.run)
+	}
+}
+
 // ProcessJob moves a job submission through its lifecycle as far as it can go now.
 func (s *Service) ProcessJob(ctx context.Context, l store.Lease) (time.Duration, error) {
 	j, err := s.Store.GetJob(ctx, l.ID)
@@ -561,6 +568,7 @@ func (p *job) start(ctx context.Context) (time.Duration, error) {
 	}
 	p.log().Info("job running", "job", j.JobName, "instance", p.inst.Name)
 	p.wakeRow(ctx, store.TableRuns, j.RunID)
+	p.replicasChanged(ctx)
 	return pullInterval(j.StartedAt), nil
 }
 
@@ -807,6 +815,7 @@ func (p *job) finish(ctx context.Context) (time.Duration, error) {
 	}
 	p.log().Info("job finished", "job", j.JobName, "status", j.Status, "reason", j.TerminationReason)
 	p.wakeRow(ctx, store.TableRuns, j.RunID)
+	p.replicasChanged(ctx)
 	return 0, nil
 }
 

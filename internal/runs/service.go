@@ -18,6 +18,7 @@ import (
 	"github.com/dstackgo/dstack/internal/backends"
 	"github.com/dstackgo/dstack/internal/fleets"
 	"github.com/dstackgo/dstack/internal/logstore"
+	"github.com/dstackgo/dstack/internal/models"
 	"github.com/dstackgo/dstack/internal/offers"
 	"github.com/dstackgo/dstack/internal/sshpool"
 	"github.com/dstackgo/dstack/internal/store"
@@ -51,6 +52,9 @@ type Service struct {
 	ServerID string
 	// ShimURL, when set, is where machines of an architecture (amd64, arm64) download dstack-shim.
 	ShimURL func(arch string) string
+	// ReplicasChanged, when set, is told when a job of a service run starts running or ends, so that
+	// the gateways in front of the service route to its replicas at once.
+	ReplicasChanged func(ctx context.Context, run *models.Run)
 	// MetricsInterval is how often a running job's runner metrics are sampled (default
 	// DefaultMetricsInterval); MetricsTTL is how long samples are kept (default DefaultMetricsTTL).
 	MetricsInterval, MetricsTTL time.Duration

@@ -148,6 +148,13 @@ func (s *Server) work() *background {
 	b.orphans = &fleets.Reconciler{Store: s.store, Log: s.log, ServerID: serverID, Backends: s.cloudBackends,
 		Interval: o.OrphanInterval, Grace: o.OrphanGrace}
 	b.volumes = &volumes.Service{Store: s.store, Compute: s.computeFor, ServerID: serverID, Log: s.log}
+	b.runs.ReplicasChanged = func(ctx context.Context, run *models.Run) {
+		if err := b.gateways.WakeProject(ctx, run.ProjectID); err != nil {
+			s.log.Warn("cannot wake the project's gateways", "run", run.Name, "err", err)
+			return
+		}
+		b.wake(store.TableGateways)
+	}
 	b.gateways = &gateways.Service{Store: s.store, Pool: b.pool, Agents: b.agents, Compute: s.computeFor, ServerID: serverID,
 		Log: s.log, Poll: o.Poll, SyncInterval: o.GatewaySync, ShimURL: s.shimURL}
 	pipe := func(table string, fn pipeline.Func) *pipeline.Pipeline {
