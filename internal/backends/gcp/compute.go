@@ -491,6 +491,34 @@ func zoneOf(backendDataJSON string, az *string) string {
 	return ""
 }
 
+// runningInstance gets an instance: nil while it is still being made, a *backends.ProvisioningError
+// when it is gone or in any state but RUNNING. what names it in messages; gone says why it may be gone.
+func runningInstance(ctx context.Context, s *session, zone, id, what, gone string) (*compute.Instance, error) {
+	var inst *compute.Instance
+	err := s.do(ctx, func() error {
+		var err error
+		inst, err = s.svc.Instances.Get(s.project, zone, id).Context(ctx).Do()
+		return err
+	})
+	if isNotFound(err) {
+		return nil, &backends.ProvisioningError{Msg: fmt.Sprintf("%s %s in %s no longer exists%s", what, id, zone, gone)}
+	}
+	if err != nil {
+		return nil, s.mapError("instances.get "+id, err)
+	}
+	switch inst.Status {
+	case "PROVISIONING", "STAGING", "":
+		return nil, nil
+	case "RUNNING":
+		return inst, nil
+	}
+	msg := fmt.Sprintf("%s %s is %s", what, id, inst.Status)
+	if inst.StatusMessage != "" {
+		msg += ": " + inst.StatusMessage
+	}
+	return nil, &backends.ProvisioningError{Msg: msg}
+}
+
 func (c *gcpCompute) UpdateProvisioningData(ctx context.Context, pd *backends.ProvisioningData) error {
 	s, err := c.session(ctx)
 	if err != nil {
@@ -503,28 +531,9 @@ func (c *gcpCompute) UpdateProvisioningData(ctx context.Context, pd *backends.Pr
 	if bd := parseBackendData(pd.BackendData); bd.IsTPU {
 		return c.updateTPU(ctx, s, pd, zone, bd.TPUOperation)
 	}
-	var inst *compute.Instance
-	err = s.do(ctx, func() error {
-		var err error
-		inst, err = s.svc.Instances.Get(s.project, zone, pd.InstanceID).Context(ctx).Do()
+	inst, err := runningInstance(ctx, s, zone, pd.InstanceID, "GCP instance", " (deleted, or a preempted spot instance)")
+	if inst == nil || err != nil {
 		return err
-	})
-	if isNotFound(err) {
-		return &backends.ProvisioningError{Msg: fmt.Sprintf("GCP instance %s in %s no longer exists (deleted, or a preempted spot instance)", pd.InstanceID, zone)}
-	}
-	if err != nil {
-		return s.mapError("instances.get "+pd.InstanceID, err)
-	}
-	switch inst.Status {
-	case "PROVISIONING", "STAGING", "":
-		return nil
-	case "RUNNING":
-	default:
-		msg := fmt.Sprintf("GCP instance %s is %s", pd.InstanceID, inst.Status)
-		if inst.StatusMessage != "" {
-			msg += ": " + inst.StatusMessage
-		}
-		return &backends.ProvisioningError{Msg: msg}
 	}
 	z := zone
 	pd.AvailabilityZone = &z

@@ -309,28 +309,9 @@ func (c *gcpCompute) UpdateGateway(ctx context.Context, gpd *backends.GatewayPro
 	if zone == "" {
 		return &backends.ProvisioningError{Msg: "GCP gateway instance " + gpd.InstanceID + " has no zone in its provisioning data"}
 	}
-	var inst *compute.Instance
-	err = s.do(ctx, func() error {
-		var err error
-		inst, err = s.svc.Instances.Get(s.project, zone, gpd.InstanceID).Context(ctx).Do()
+	inst, err := runningInstance(ctx, s, zone, gpd.InstanceID, "GCP gateway instance", "")
+	if inst == nil || err != nil {
 		return err
-	})
-	if isNotFound(err) {
-		return &backends.ProvisioningError{Msg: fmt.Sprintf("GCP gateway instance %s in %s no longer exists", gpd.InstanceID, zone)}
-	}
-	if err != nil {
-		return s.mapError("instances.get "+gpd.InstanceID, err)
-	}
-	switch inst.Status {
-	case "PROVISIONING", "STAGING", "":
-		return nil
-	case "RUNNING":
-	default:
-		msg := fmt.Sprintf("GCP gateway instance %s is %s", gpd.InstanceID, inst.Status)
-		if inst.StatusMessage != "" {
-			msg += ": " + inst.StatusMessage
-		}
-		return &backends.ProvisioningError{Msg: msg}
 	}
 	if len(inst.NetworkInterfaces) == 0 {
 		return nil
