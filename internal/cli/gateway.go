@@ -12,47 +12,8 @@ import (
 
 // newGatewayCmd is `dstack gateway [list | create | delete | update]`.
 func newGatewayCmd() *cobra.Command {
-	var (
-		project       string
-		asJSON, watch bool
-	)
-	list := func(cmd *cobra.Command, _ []string) error {
-		p, c, err := currentProject(project)
-		if err != nil {
-			return err
-		}
-		for {
-			gws, err := c.ListGateways(cmd.Context(), p.Name)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), gws)
-			}
-			if err := printGateways(cmd.OutOrStdout(), gws); err != nil || !watch {
-				return err
-			}
-			select {
-			case <-cmd.Context().Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}
-	cmd := &cobra.Command{
-		Use:   "gateway",
-		Short: "List, create, update and delete gateways",
-		Args:  cobra.NoArgs,
-		RunE:  list,
-	}
-	cmd.PersistentFlags().StringVar(&project, "project", "", "project (default: the default project)")
-	for _, c := range []*cobra.Command{cmd, {Use: "list", Short: "List the project's gateways", Args: cobra.NoArgs, RunE: list}} {
-		c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-		c.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every 2 seconds")
-		if c != cmd {
-			cmd.AddCommand(c)
-		}
-	}
+	var project string
+	cmd := resourceCmd("gateway", "List, create, update and delete gateways", "List the project's gateways", &project, (*client.Client).ListGateways, printGateways)
 
 	var (
 		backend, region, domain, name string

@@ -13,47 +13,8 @@ import (
 )
 
 func newVolumeCmd() *cobra.Command {
-	var (
-		project       string
-		asJSON, watch bool
-	)
-	list := func(cmd *cobra.Command, _ []string) error {
-		p, c, err := currentProject(project)
-		if err != nil {
-			return err
-		}
-		for {
-			vols, err := c.ListVolumes(cmd.Context(), p.Name)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), vols)
-			}
-			if err := printVolumes(cmd.OutOrStdout(), vols); err != nil || !watch {
-				return err
-			}
-			select {
-			case <-cmd.Context().Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}
-	cmd := &cobra.Command{
-		Use:   "volume",
-		Short: "List and delete network volumes",
-		Args:  cobra.NoArgs,
-		RunE:  list,
-	}
-	cmd.PersistentFlags().StringVar(&project, "project", "", "project (default: the default project)")
-	for _, c := range []*cobra.Command{cmd, {Use: "list", Short: "List the project's volumes", Args: cobra.NoArgs, RunE: list}} {
-		c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-		c.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every 2 seconds")
-		if c != cmd {
-			cmd.AddCommand(c)
-		}
-	}
+	var project string
+	cmd := resourceCmd("volume", "List and delete network volumes", "List the project's volumes", &project, (*client.Client).ListVolumes, printVolumes)
 	var yes bool
 	del := &cobra.Command{
 		Use:   "delete NAME",
